@@ -1,0 +1,33 @@
+"""The one exception a user is meant to see: a mistake they can fix, said in one line.
+
+`scripts/train.py` catches `UserError`, prints `error: <message>` to stderr and exits with
+`exit_code` (2 for a bad config or input, as argparse does). Every other exception is a bug and
+keeps its traceback.
+
+Example:
+    >>> from mlrefresh.errors import ConfigError
+    >>> raise ConfigError("loss=ce needs a probability; use model=logistic")
+    Traceback (most recent call last):
+    ...
+    mlrefresh.errors.ConfigError: loss=ce needs a probability; use model=logistic
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's config, files or machine, with what to do about it."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """An invalid choice or value in the config, found before any work is done."""
+
+
+class DataError(UserError):
+    """A data set that is missing, corrupt or could not be downloaded."""
+
+
+class DivergedError(UserError):
+    """Training produced a NaN or infinite loss; what was logged so far is kept."""
+
+    exit_code = 1

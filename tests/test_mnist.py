@@ -1,0 +1,127 @@
+"""MNIST files: lookup, download over real HTTP (127.0.0.1), checksums, classes and limit."""
+
+import os
+
+import pytest
+import torch
+
+from conftest import write_fake_mnist
+from mlrefresh.data import load_dataset
+from mlrefresh.data.idx import IdxError, write_idx
+from mlrefresh.errors import ConfigError, DataError
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+def _listing(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def test_files_on_disk_load_raw_or_gz(tmp_path):
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20, gz=False)
+    ds = load_dataset("mnist", root=str(tmp_path), download=False)
+    assert ds.x_train.shape == (40, 784) and ds.x_val.shape == (20, 784)
+    assert ds.x_train.dtype == torch.float32 and ds.x_train.min() >= 0 and ds.x_train.max() <= 1
+    assert ds.num_classes == 10 and ds.y_train.dtype == torch.int64
+    assert "official test split" in ds.description
+
+
+def test_download_from_local_http_mirror(tmp_path, http_mirror):
+    url, served = http_mirror
+    md5 = write_fake_mnist(served)
+    root = tmp_path / "root"
+    ds = load_dataset("mnist", root=str(root), mirrors=[url], checksums=md5)
+    assert _listing(root / "mnist") == sorted(md5)  # the four files, no leftovers
+    assert ds.x_train.shape == (40, 784)
+    # a second load uses the files on disk: the server may be gone
+    again = load_dataset("mnist", root=str(root), mirrors=["http://127.0.0.1:9/"], checksums=md5)
+    assert torch.equal(again.x_train, ds.x_train)
+
+
+def test_second_mirror_used_when_first_is_down(tmp_path, http_mirror, dead_mirror):
+    url, served = http_mirror
+    md5 = write_fake_mnist(served)
+    ds = load_dataset("mnist", root=str(tmp_path / "r"), mirrors=[dead_mirror, url], checksums=md5)
+    assert ds.x_val.shape == (20, 784)
+
+
+def test_wrong_checksum_leaves_nothing_behind(tmp_path, http_mirror):
+    url, served = http_mirror
+    md5 = write_fake_mnist(served)
+    md5["train-images-idx3-ubyte.gz"] = "0" * 32
+    root = tmp_path / "root"
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", root=str(root), mirrors=[url], checksums=md5)
+    message = str(info.value)
+    assert "checksum mismatch" in message and "train-images-idx3-ubyte.gz" in message
+    assert "\n" not in message
+    assert _listing(root / "mnist") == []  # no partial, no unverified file
+
+
+def test_failed_download_names_files_place_and_mirrors(tmp_path, http_mirror, dead_mirror):
+    url, _ = http_mirror  # serves nothing: 404
+    root = tmp_path / "root"
+    with pytest.raises(DataError) as info:
+        load_dataset("mnist", root=str(root), mirrors=[dead_mirror, url])
+    message = str(info.value)
+    for needle in ("t10k-labels-idx1-ubyte.gz", str(root / "mnist"), dead_mirror, "HTTP 404"):
+        assert needle in message
+    assert _listing(root / "mnist") == []
+
+
+def test_missing_files_without_download(tmp_path):
+    with pytest.raises(DataError, match=r"files missing: train-images.*dataset.download=true"):
+        load_dataset("mnist", root=str(tmp_path), download=False)
+
+
+def test_corrupt_file_on_disk_is_named(tmp_path):
+    write_fake_mnist(tmp_path / "mnist")
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x00\x00\x08")
+    with pytest.raises(IdxError, match="train-labels-idx1-ubyte.gz"):
+        load_dataset("mnist", root=str(tmp_path), download=False)
+
+
+def test_label_and_image_counts_must_agree(tmp_path):
+    write_fake_mnist(tmp_path / "mnist", n_train=40)
+    write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", torch.zeros(39).byte().numpy())
+    with pytest.raises(IdxError, match="40 images but .* 39 labels"):
+        load_dataset("mnist", root=str(tmp_path), download=False)
+
+
+def test_classes_relabels_and_limit_keeps_first(tmp_path):
+    write_fake_mnist(tmp_path / "mnist", n_train=100, n_val=50)
+    ds = load_dataset("mnist", root=str(tmp_path), download=False, classes=[8, 3], limit=7)
+    assert ds.num_classes == 2 and ds.x_train.shape == (7, 784)
+    full = load_dataset("mnist", root=str(tmp_path), download=False)
+    keep = (full.y_train == 8) | (full.y_train == 3)
+    assert torch.equal(ds.x_train, full.x_train[keep][:7])
+    assert torch.equal(ds.y_train, (full.y_train[keep][:7] == 3).long())  # 8 -> 0, 3 -> 1
+    assert set(ds.y_val.tolist()) == {0, 1} and len(ds.y_val) == 10
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"classes": [3]}, "at least 2 different"),
+        ({"classes": [3, 3]}, "at least 2 different"),
+        ({"classes": [3, 10]}, "10 is not a MNIST class"),
+        ({"limit": 0}, "at least 1"),
+        ({"checksums": {"x.gz": "0"}}, "unknown file 'x.gz'"),
+    ],
+)
+def test_bad_options(tmp_path, options, message):
+    with pytest.raises(ConfigError, match=message):
+        load_dataset("mnist", root=str(tmp_path), **options)
+
+
+@pytest.mark.skipif(
+    not os.path.exists(f"{FASHION}/train-images-idx3-ubyte.gz"),
+    reason="apt-get install dataset-fashion-mnist",
+)
+def test_real_fashion_mnist(tmp_path):
+    ds = load_dataset("fashion_mnist", root=str(tmp_path), download=False)
+    assert ds.x_train.shape == (60000, 784) and ds.x_val.shape == (10000, 784)
+    assert ds.num_classes == 10
+    assert ds.y_train.bincount().tolist() == [6000] * 10
+    assert ds.y_val.bincount().tolist() == [1000] * 10
+    assert FASHION in ds.description
