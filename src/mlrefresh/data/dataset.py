@@ -1,0 +1,95 @@
+"""The one entry point to data: `load_dataset(name, **options)` -> `Dataset` on a device.
+
+A Dataset is four tensors already on the device (float32 features [N, D], int64 labels [N])
+plus what a model needs to know about them. The whole set lives in memory: at this size a
+DataLoader only adds copies.
+
+Example:
+    >>> from mlrefresh.data import load_dataset
+    >>> ds = load_dataset("xor", n_train=200, seed=1)
+    >>> ds.x_train.shape, ds.num_classes, ds.description
+    (torch.Size([200, 2]), 2, 'xor: 4 clusters at (+-1.5, +-1.5) labelled by XOR, std 0.5, 200 train / 1000 val, seed 1')
+"""
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+
+from mlrefresh.data import synthetic
+from mlrefresh.data.mnist import SOURCES, load_mnist
+from mlrefresh.errors import ConfigError
+
+__all__ = ["Dataset", "load_dataset", "expected_num_classes", "DATASETS"]
+
+
+@dataclass
+class Dataset:
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    num_classes: int
+    description: str
+
+    @property
+    def num_features(self) -> int:
+        return self.x_train.shape[1]
+
+
+def _defaults(fn):
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+
+
+def _blobs(device, **options):
+    o = {**_defaults(synthetic.blobs), **options}
+    about = (
+        f"blobs: {o['num_classes']} Gaussian clusters in {o['num_features']}-D, std {o['std']}, "
+        f"{o['n_train']} train / {o['n_val']} val, seed {o['seed']}"
+    )
+    return *(t.to(device) for t in synthetic.blobs(**options)), o["num_classes"], about
+
+
+def _xor(device, **options):
+    o = {**_defaults(synthetic.xor), **options}
+    about = (
+        f"xor: 4 clusters at (+-1.5, +-1.5) labelled by XOR, std {o['std']}, "
+        f"{o['n_train']} train / {o['n_val']} val, seed {o['seed']}"
+    )
+    return *(t.to(device) for t in synthetic.xor(**options)), 2, about
+
+
+def _images(name):
+    return lambda device, **options: load_mnist(name, device=device, **options)
+
+
+# name -> (loader, the options it takes)
+DATASETS = {
+    "blobs": (_blobs, set(_defaults(synthetic.blobs))),
+    "xor": (_xor, set(_defaults(synthetic.xor))),
+    **{n: (_images(n), set(_defaults(load_mnist)) - {"name", "device"}) for n in SOURCES},
+}
+
+
+def expected_num_classes(name: str, options: dict) -> int:
+    """How many classes `load_dataset(name, **options)` will give, without loading anything."""
+    if name == "blobs":
+        return int(options.get("num_classes", _defaults(synthetic.blobs)["num_classes"]))
+    if name in SOURCES and options.get("classes") is not None:
+        return len(options["classes"])
+    return SOURCES[name].num_classes if name in SOURCES else 2
+
+
+def load_dataset(name: str, *, device="cpu", **options) -> Dataset:
+    """Build data set `name` with its options (the keys of configs/dataset/<name>.yaml)."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    loader, known = DATASETS[name]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"dataset {name} has no option {unknown[0]!r}; its options are "
+            f"{', '.join(sorted(known))}"
+        )
+    return Dataset(name, *loader(device, **options))
