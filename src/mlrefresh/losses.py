@@ -25,11 +25,37 @@ sync). The training loop validates labels once when the data is loaded and passe
 checks are skipped (they would break the graph); shapes are still checked.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 __all__ = ["square_loss", "bernoulli_ce", "softmax_ce", "SquareLoss", "BernoulliCE", "SoftmaxCE"]
+
+
+def _first_order(backward):
+    """What once_differentiable guarantees (a second derivative raises instead of being silently
+    wrong), without its cost on the usual path: backward runs with grad mode off unless the
+    caller asked for create_graph=True, and only then is once_differentiable's wrapper used."""
+    guarded = once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        if torch.is_grad_enabled():
+            return guarded(ctx, *grads)
+        return backward(ctx, *grads)
+
+    return wrapper
+
+
+def _log_softmax(z):
+    """log softmax(z) over dim 1. torch.log_softmax is one fused kernel, the fastest choice for
+    a mini-batch; but for many rows of few classes its CPU kernel is about 5x slower than
+    z - logsumexp(z) (K=10: 5 ms against 1 ms at N=60000), so large CPU inputs take that form."""
+    if z.shape[0] >= 1024 and z.device.type == "cpu":
+        return z - torch.logsumexp(z, dim=1, keepdim=True)
+    return torch.log_softmax(z, dim=1)
 
 
 class SquareLoss(torch.autograd.Function):
@@ -46,7 +72,7 @@ class SquareLoss(torch.autograd.Function):
         ctx.save_for_backward(y, t)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, grad):
         y, t = ctx.saved_tensors
         scale = grad / y.shape[0]
@@ -72,7 +98,7 @@ class BernoulliCE(torch.autograd.Function):
         ctx.save_for_backward(z, t)
 
     @staticmethod
-    @once_differentiable
+    @_first_order
     def backward(ctx, grad):
         z, t = ctx.saved_tensors
         scale = grad / z.shape[0]
@@ -82,28 +108,26 @@ class BernoulliCE(torch.autograd.Function):
 
 
 class SoftmaxCE(torch.autograd.Function):
-    """-log softmax(z)[t] = logsumexp(z) - z[t], mean over samples."""
+    """-log softmax(z)[t], mean over samples; log softmax(z) = z - logsumexp(z)."""
 
     @staticmethod
     def forward(z, t):
-        # logsumexp subtracts the row maximum first, so logits of +-1000 stay finite. (On the
-        # CPU it is also ~5x faster than log_softmax for K=10: one reduction over few classes.)
-        lse = torch.logsumexp(z, dim=1, keepdim=True)
-        return (lse - z.gather(1, t.unsqueeze(1))).mean(), lse
+        log_p = _log_softmax(z)
+        return F.nll_loss(log_p, t), log_p  # nll_loss: the fused "-mean of log_p[i, t_i]"
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        z, t = inputs
-        _, lse = output
-        ctx.mark_non_differentiable(lse)
-        ctx.save_for_backward(z, t, lse)
+        _, t = inputs
+        _, log_p = output
+        ctx.mark_non_differentiable(log_p)
+        ctx.save_for_backward(log_p, t)
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad, _grad_lse):
-        z, t, lse = ctx.saved_tensors
-        n = z.shape[0]
-        dz = (z - lse).exp_()  # softmax(z)
+    @_first_order
+    def backward(ctx, grad, _grad_log_p):
+        log_p, t = ctx.saved_tensors
+        n = log_p.shape[0]
+        dz = log_p.exp()  # softmax(z)
         dz.scatter_add_(1, t.unsqueeze(1), dz.new_full((n, 1), -1.0))  # - onehot(t)
         return dz.mul_(grad / n), None
 
