@@ -66,7 +66,7 @@ def test_failed_download_names_files_place_and_mirrors(tmp_path, http_mirror, de
     message = str(info.value)
     for needle in ("t10k-labels-idx1-ubyte.gz", str(root / "mnist"), dead_mirror, "HTTP 404"):
         assert needle in message
-    assert _listing(root / "mnist") == []
+    assert not root.exists()  # the folders made for the download are gone again
 
 
 def test_missing_files_without_download(tmp_path):
@@ -107,11 +107,22 @@ def test_classes_relabels_and_limit_keeps_first(tmp_path):
         ({"classes": [3, 10]}, "10 is not a MNIST class"),
         ({"limit": 0}, "at least 1"),
         ({"checksums": {"x.gz": "0"}}, "unknown file 'x.gz'"),
+        ({"classes": 3}, r"dataset.classes=3 must be a list"),
+        ({"classes": ["a", "b"]}, "give class numbers"),
+        ({"mirrors": "http://127.0.0.1:9/"}, "must be a list of URLs"),
+        ({"download": "yes"}, "must be true or false"),
     ],
 )
 def test_bad_options(tmp_path, options, message):
     with pytest.raises(ConfigError, match=message):
         load_dataset("mnist", root=str(tmp_path), **options)
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_root_is_a_data_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match="cannot create .* set dataset.root"):
+        load_dataset("mnist", root=str(tmp_path / "file"), mirrors=["http://127.0.0.1:9/"])
 
 
 @pytest.mark.skipif(

@@ -7,8 +7,11 @@ DataLoader only adds copies.
 Example:
     >>> from mlrefresh.data import load_dataset
     >>> ds = load_dataset("xor", n_train=200, seed=1)
-    >>> ds.x_train.shape, ds.num_classes, ds.description
-    (torch.Size([200, 2]), 2, 'xor: 4 clusters at (+-1.5, +-1.5) labelled by XOR, std 0.5, 200 train / 1000 val, seed 1')
+    >>> ds.x_train.shape, ds.num_classes
+    (torch.Size([200, 2]), 2)
+    >>> ds.description
+    'xor: 4 clusters at (+-1.5, +-1.5) labelled by XOR, std 0.5, 200 train / 1000 val, seed 1'
+
 """
 
 import inspect
@@ -20,7 +23,7 @@ from mlrefresh.data import synthetic
 from mlrefresh.data.mnist import SOURCES, load_mnist
 from mlrefresh.errors import ConfigError
 
-__all__ = ["Dataset", "load_dataset", "expected_num_classes", "DATASETS"]
+__all__ = ["Dataset", "load_dataset", "check_options", "expected_num_classes", "DATASETS"]
 
 
 @dataclass
@@ -72,8 +75,43 @@ DATASETS = {
 }
 
 
+# What each option must be: (accepted types, how to say it)
+_KINDS = {
+    "num_classes": ((int,), "a whole number"),
+    "num_features": ((int,), "a whole number"),
+    "n_train": ((int,), "a whole number"),
+    "n_val": ((int,), "a whole number"),
+    "seed": ((int,), "a whole number"),
+    "std": ((int, float), "a number"),
+    "root": ((str, type(None)), "a folder path or null"),
+    "download": ((bool,), "true or false"),
+    "mirrors": ((list, tuple, type(None)), "a list of URLs, e.g. [http://host/mnist/]"),
+    "checksums": ((dict, type(None)), "a mapping {file.gz: md5}"),
+    "classes": ((list, tuple, type(None)), "a list of classes, e.g. [3,8]"),
+    "limit": ((int, type(None)), "a whole number or null"),
+}
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse an unknown data set, an unknown option or a value of the wrong kind."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    known = DATASETS[name][1]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(
+            f"dataset {name} has no option {unknown[0]!r}; its options are "
+            f"{', '.join(sorted(known))}"
+        )
+    for key, value in options.items():
+        types, kind = _KINDS[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ConfigError(f"dataset.{key}={value!r} must be {kind}")
+
+
 def expected_num_classes(name: str, options: dict) -> int:
     """How many classes `load_dataset(name, **options)` will give, without loading anything."""
+    check_options(name, options)
     if name == "blobs":
         return int(options.get("num_classes", _defaults(synthetic.blobs)["num_classes"]))
     if name in SOURCES and options.get("classes") is not None:
@@ -83,13 +121,5 @@ def expected_num_classes(name: str, options: dict) -> int:
 
 def load_dataset(name: str, *, device="cpu", **options) -> Dataset:
     """Build data set `name` with its options (the keys of configs/dataset/<name>.yaml)."""
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    loader, known = DATASETS[name]
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(
-            f"dataset {name} has no option {unknown[0]!r}; its options are "
-            f"{', '.join(sorted(known))}"
-        )
-    return Dataset(name, *loader(device, **options))
+    check_options(name, options)
+    return Dataset(name, *DATASETS[name][0](device, **options))

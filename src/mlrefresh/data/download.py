@@ -56,8 +56,15 @@ def _download_to(url: str, out, timeout: float) -> str:
         total = int(response.headers.get("Content-Length") or 0) or None
         name = url.rsplit("/", 1)[-1]
         # disable=None: a progress bar on a terminal, silence in logs and CI
-        with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=None,
-                  file=sys.stderr, leave=False) as bar:
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=name,
+            disable=None,
+            file=sys.stderr,
+            leave=False,
+        ) as bar:
             for chunk in iter(lambda: response.read(_CHUNK), b""):
                 out.write(chunk)
                 digest.update(chunk)

@@ -99,11 +99,25 @@ def find_files(name: str, root) -> dict:
 
 
 def _download_missing(source, missing, folder, mirrors, md5):
+    created, parent = [], Path(folder).resolve()
+    while not parent.exists():  # the folders makedirs will create, innermost first
+        created.append(parent)
+        parent = parent.parent
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create {folder} for the {source.title} files ({exc.strerror}); set "
+            "dataset.root to a folder you can write to"
+        ) from None
     for base in missing:
         try:
             fetch(base + ".gz", md5[base + ".gz"], mirrors, folder)
         except DownloadFailed as exc:
             still = [b + ".gz" for b in missing if not (Path(folder) / (b + ".gz")).exists()]
+            for made in created:  # leave no trace of an attempt that brought nothing
+                if not any(made.iterdir()):
+                    made.rmdir()
             why = "; ".join(f"{url}: {reason}" for url, reason in exc.reasons)
             raise DataError(
                 f"{source.title} files missing: {', '.join(still)}. Download failed from every "
@@ -127,7 +141,9 @@ def _locate(name, root, download, mirrors, checksums):
         md5 = dict(source.md5)
         for key, value in (checksums or {}).items():
             if key not in md5:
-                raise ConfigError(f"dataset.checksums: unknown file {key!r}; use one of {list(md5)}")
+                raise ConfigError(
+                    f"dataset.checksums: unknown file {key!r}; use one of {list(md5)}"
+                )
             md5[key] = value
         _download_missing(source, missing, folder, list(mirrors or source.mirrors), md5)
         found = find_files(name, root)
@@ -162,7 +178,9 @@ def _select(x, y, classes, num_classes):
 
 def _check_options(source, classes, limit):
     if classes is not None:
-        classes = [int(c) for c in classes]
+        if not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+            raise ConfigError(f"dataset.classes={list(classes)}: give class numbers, e.g. [3,8]")
+        classes = list(classes)
         if len(classes) < 2 or len(set(classes)) != len(classes):
             raise ConfigError(f"dataset.classes={classes}: give at least 2 different classes")
         bad = [c for c in classes if not 0 <= c < source.num_classes]
@@ -176,8 +194,16 @@ def _check_options(source, classes, limit):
     return classes
 
 
-def load_mnist(name="mnist", root=None, download=True, mirrors=None, checksums=None,
-               classes=None, limit=None, device="cpu"):
+def load_mnist(
+    name="mnist",
+    root=None,
+    download=True,
+    mirrors=None,
+    checksums=None,
+    classes=None,
+    limit=None,
+    device="cpu",
+):
     """(x_train, y_train, x_val, y_val, num_classes, description), tensors on `device`."""
     source = SOURCES[name]
     classes = _check_options(source, classes, limit)
