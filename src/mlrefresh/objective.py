@@ -1,0 +1,85 @@
+"""What training minimises and measures for one model/loss pair.
+
+| loss   | one-output model                 | softmax model                       |
+|--------|----------------------------------|-------------------------------------|
+| ce     | bernoulli_ce(z, t)               | softmax_ce(z, class indices)        |
+| square | square_loss(unit(z), t in {0,1}) | square_loss(softmax(z), one-hot t)  |
+
+Cross-entropy needs a probability, so it pairs only with the sigmoid and softmax units. The
+NLL metric (nats) is defined for the same units, whatever the loss, so that square-loss runs
+can be compared with cross-entropy runs on likelihood.
+
+Example:
+    >>> import torch
+    >>> from mlrefresh.models import build_model
+    >>> from mlrefresh.objective import Objective
+    >>> model = build_model("softmax", num_features=2, num_classes=3)
+    >>> objective = Objective("square", model)
+    >>> t = objective.targets(torch.tensor([0, 2]))  # one-hot rows for square loss
+    >>> t.tolist(), round(objective.loss(model(torch.ones(2, 2)), t).item(), 4)
+    ([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], 0.3333)
+"""
+
+import torch
+import torch.nn.functional as F
+
+from mlrefresh.errors import ConfigError
+from mlrefresh.losses import bernoulli_ce, softmax_ce, square_loss
+from mlrefresh.units import PROBABILISTIC_UNITS
+
+__all__ = ["LOSSES", "Objective", "check_pair"]
+
+LOSSES = ("square", "ce")
+
+
+def check_pair(loss: str, model_name: str, unit: str) -> None:
+    if loss not in LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss == "ce" and unit not in PROBABILISTIC_UNITS:
+        raise ConfigError(
+            f"loss=ce needs a probability output, but model={model_name} has the {unit} unit; "
+            f"use loss=square with model={model_name}, or loss=ce with model=logistic"
+        )
+
+
+class Objective:
+    def __init__(self, loss: str, model):
+        self.model = model
+        self.loss_name = loss
+        self.binary = model.binary
+        self.loss_is_nll = loss == "ce"
+        self.has_nll = model.unit in PROBABILISTIC_UNITS
+        self.one_hot = loss == "square" and not model.binary
+
+    def targets(self, y: torch.Tensor) -> torch.Tensor:
+        """Training targets for labels y, built once per split: 0/1 floats, one-hot or indices."""
+        if self.binary:
+            return y.float()
+        if self.one_hot:
+            return F.one_hot(y, self.model.linear.out_features).float()
+        return y
+
+    def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # check=False: labels were validated when the data was loaded; no host sync per step
+        if self.loss_name == "square":
+            return square_loss(self.model.output(z), t, check=False)
+        if self.binary:
+            return bernoulli_ce(z, t, check=False)
+        return softmax_ce(z, t, check=False)
+
+    @torch.no_grad()
+    def nll(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood in nats (models with a probability output only)."""
+        if self.binary:
+            return bernoulli_ce(z, t, check=False)
+        if self.one_hot:
+            return (torch.logsumexp(z, 1) - (z * t).sum(1)).mean()
+        return softmax_ce(z, t, check=False)
+
+    @torch.no_grad()
+    def correct(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """How many predictions are right, as a 0-dim tensor (no host sync)."""
+        predicted = self.model.decide(z)
+        if self.one_hot:
+            return t.gather(1, predicted.unsqueeze(1)).sum()
+        return (predicted == t).sum()

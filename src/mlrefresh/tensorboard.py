@@ -1,0 +1,45 @@
+"""What goes into a run's TensorBoard event file: scalars, the config as text, HParams.
+
+Everything is written into the run directory itself (no timestamped sub-run, unlike
+`SummaryWriter.add_hparams`), so `tensorboard --logdir outputs` shows one run per Hydra job,
+named by its directory, and the HParams dashboard compares the jobs of a sweep.
+
+Example:
+    >>> import tempfile
+    >>> from mlrefresh.tensorboard import RunWriter
+    >>> writer = RunWriter(tempfile.mkdtemp(), "seed: 0", {"optim.lr": 0.1}, ["loss/val"])
+    >>> writer.scalars(1, {"loss/val": 0.5})
+    >>> writer.close(success=True)
+"""
+
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+__all__ = ["RunWriter", "hparam_value"]
+
+
+def hparam_value(value):
+    """HParams take bool, int, float or str: anything else (None, lists) becomes text."""
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+class RunWriter:
+    def __init__(self, run_dir: str, config_yaml: str, hparam_dict: dict, metric_tags):
+        self.writer = SummaryWriter(log_dir=run_dir)
+        # four leading spaces make a Markdown code block, so the YAML keeps its indentation
+        block = "\n".join("    " + line for line in config_yaml.splitlines())
+        self.writer.add_text("config", block, global_step=0)
+        clean = {k: hparam_value(v) for k, v in hparam_dict.items()}
+        experiment, start, self._end = hparams(clean, {tag: 0.0 for tag in metric_tags})
+        for summary in (experiment, start):
+            self.writer.file_writer.add_summary(summary)
+
+    def scalars(self, step: int, values: dict) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, global_step=step)
+
+    def close(self, success: bool) -> None:
+        if success:  # marks the HParams session as finished
+            self.writer.file_writer.add_summary(self._end)
+        self.writer.flush()
+        self.writer.close()

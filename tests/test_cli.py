@@ -1,0 +1,131 @@
+"""scripts/train.py as a user runs it: in a subprocess, single runs, a multirun, refusals."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAGS = [
+    "loss/train",
+    "loss/val",
+    "accuracy/train",
+    "accuracy/val",
+    "nll/train",
+    "nll/val",
+    "grad_norm",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_default_command(tmp_path):
+    result = run(f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["accuracy/val"] > 0.95 and metrics["epochs"] == 20
+    assert {".hydra", "model.pt", "train.log"} <= set(os.listdir(tmp_path / "run"))
+    assert "epoch 20/20" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_square_loss_logistic(tmp_path):
+    result = run("loss=square", "model=logistic", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 0, result.stderr
+    config = (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+    assert "name: square" in config
+
+
+def test_multirun_writes_one_event_file_per_job_with_every_tag(tmp_path):
+    result = run(
+        "-m",
+        "loss=square,ce",
+        "model=logistic,softmax",
+        "trainer.epochs=3",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(
+        d for d in os.listdir(tmp_path / "sweep") if os.path.isdir(tmp_path / "sweep" / d)
+    )
+    expected = sorted(
+        f"loss={loss},model={model},trainer.epochs=3"
+        for loss in ("square", "ce")
+        for model in ("logistic", "softmax")
+    )
+    assert jobs == expected
+    for job in jobs:
+        acc = EventAccumulator(str(tmp_path / "sweep" / job))
+        acc.Reload()
+        for tag in TAGS:
+            assert [e.step for e in acc.Scalars(tag)] == [1, 2, 3], (job, tag)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model=linear", "loss=ce"], "loss=ce needs a probability output"),
+        (["model=logistic", "dataset=fashion_mnist"], "use model=softmax"),
+        (["optim.lr=-1"], "optim.lr=-1 must be a positive number"),
+        (["dataset=blobs", "dataset.num_classes=1", "model=softmax"], "at least 2 classes"),
+        pytest.param(
+            ["device=cuda"],
+            "CUDA is not available",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"),
+        ),
+    ],
+)
+def test_refused_with_one_line_and_exit_code_2(tmp_path, args, message):
+    result = run(*args, f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "run").exists()  # nothing left behind
+
+
+def test_unknown_choice_gets_hydras_message(tmp_path):
+    result = run("model=perceptron", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode != 0
+    assert "Could not find 'model/perceptron'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_refused_job_in_a_sweep_does_not_stop_the_others(tmp_path):
+    result = run(
+        "-m",
+        "model=linear,logistic",
+        "loss=ce",
+        "trainer.epochs=2",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("error: ") == 1
+    jobs = [d for d in os.listdir(tmp_path / "sweep") if os.path.isdir(tmp_path / "sweep" / d)]
+    assert jobs == ["loss=ce,model=logistic,trainer.epochs=2"]
+
+
+def test_divergence_exits_1_and_keeps_what_was_logged(tmp_path):
+    result = run(
+        "model=linear",
+        "loss=square",
+        "optim.lr=1e4",
+        "optim.schedule=constant",
+        f"hydra.run.dir={tmp_path}/run",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: the loss became")
+    assert [f for f in os.listdir(tmp_path / "run") if "tfevents" in f]

@@ -1,0 +1,193 @@
+"""train(cfg) through Hydra's compose API: every model/loss pair, the run directory, refusals."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import write_fake_mnist
+from mlrefresh.errors import ConfigError, DataError, DivergedError
+from mlrefresh.models import build_model
+from mlrefresh.train import train
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+VALID = [
+    ("logistic", "ce"),
+    ("softmax", "ce"),
+    ("logistic", "square"),
+    ("softmax", "square"),
+    ("linear", "square"),
+    ("clamped", "square"),
+]
+TAGS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "grad_norm"]
+NLL_TAGS = ["nll/train", "nll/val"]
+
+
+def make_cfg(*overrides):
+    with initialize_config_dir(CONFIGS, version_base="1.3"):  # clears GlobalHydra on exit
+        return compose("train", overrides=["device=cpu", *overrides])
+
+
+def events(run_dir):
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+@pytest.mark.parametrize(("model", "loss"), VALID)
+def test_every_valid_pair_trains_on_blobs(tmp_path, model, loss):
+    m = train(make_cfg(f"model={model}", f"loss={loss}"), run_dir=tmp_path)
+    assert m["epochs"] == 20 and m["train_seconds"] > 0
+    assert math.isfinite(m["loss/val"]) and 0 <= m["accuracy/val"] <= 1
+    assert (m["nll/val"] is not None) == (model in ("logistic", "softmax"))
+    if loss == "ce":
+        assert m["accuracy/val"] > 0.95
+        assert m["nll/val"] == pytest.approx(m["loss/val"])  # for CE the loss is the NLL
+
+
+@pytest.mark.parametrize(("model", "loss"), VALID)
+def test_no_linear_model_solves_xor(tmp_path, model, loss):
+    m = train(make_cfg(f"model={model}", f"loss={loss}", "dataset=xor"), run_dir=tmp_path)
+    assert m["accuracy/val"] < 0.8
+
+
+def test_square_loss_nll_is_reported_on_likelihood(tmp_path):
+    m = train(make_cfg("loss=square", "trainer.epochs=5"), run_dir=tmp_path)
+    assert m["nll/val"] > 0 and m["nll/val"] != pytest.approx(m["loss/val"])
+
+
+def test_run_directory_holds_metrics_checkpoint_and_events(tmp_path):
+    cfg = make_cfg("model=softmax", "dataset.num_classes=3", "trainer.epochs=4")
+    m = train(cfg, run_dir=tmp_path)
+    names = os.listdir(tmp_path)
+    assert {"metrics.json", "model.pt"} <= set(names)
+    assert not [n for n in names if n.endswith(".tmp")]
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("accuracy/val", "loss/val", "nll/val", "epochs", "train_seconds"):
+        assert on_disk[key] == m[key]
+    checkpoint = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert checkpoint["config"]["model"]["name"] == "softmax"
+    model = build_model("softmax", 2, 3)
+    model.load_state_dict(checkpoint["state_dict"])
+    from mlrefresh.data import load_dataset
+
+    ds = load_dataset("blobs", num_classes=3)
+    accuracy = (model.predict(ds.x_val) == ds.y_val).float().mean().item()
+    assert accuracy == pytest.approx(m["accuracy/val"])
+
+
+def test_event_file_has_every_tag_every_epoch_config_and_hparams(tmp_path):
+    train(make_cfg("trainer.epochs=3"), run_dir=tmp_path)
+    acc = events(tmp_path)
+    tags = acc.Tags()
+    for tag in TAGS + NLL_TAGS:
+        assert [e.step for e in acc.Scalars(tag)] == [1, 2, 3], tag
+    assert "config/text_summary" in tags["tensors"]
+    config_text = acc.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "name: logistic" in config_text
+    plugins = acc.PluginTagToContent("hparams")
+    assert set(plugins) == {
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    }
+    assert b"optim.lr" in plugins["_hparams_/session_start_info"]
+    assert len([f for f in os.listdir(tmp_path) if "tfevents" in f]) == 1
+    assert not [d for d in os.listdir(tmp_path) if os.path.isdir(tmp_path / d)]  # no sub-run
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path):
+    a = train(make_cfg("trainer.epochs=3", "model.init=normal"), run_dir=tmp_path / "a")
+    b = train(make_cfg("trainer.epochs=3", "model.init=normal"), run_dir=tmp_path / "b")
+    c = train(make_cfg("trainer.epochs=3", "model.init=normal", "seed=1"), run_dir=tmp_path / "c")
+    assert a["loss/train"] == b["loss/train"] and a["grad_norm"] == b["grad_norm"]
+    assert a["loss/train"] != c["loss/train"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=linear", "loss=ce"], "loss=ce needs a probability output.*model=linear"),
+        (["model=clamped", "loss=ce"], "loss=square with model=clamped"),
+        (["dataset.num_classes=3"], "model=logistic has one output.*3 classes.*model=softmax"),
+        (["dataset=fashion_mnist"], "10 classes"),
+        (["optim.lr=0"], "optim.lr=0 must be a positive"),
+        (["optim.momentum=1.5"], "momentum"),
+        (["trainer.batch_size=0"], "trainer.batch_size=0"),
+        (["model.init=ones"], "model.init='ones'"),
+        (["device.name=tpu"], "unknown device 'tpu'"),
+        (["optim.schedule=step"], "optim.schedule='step'"),
+        (["seed=abc"], "seed=abc must be a whole number"),
+        (["trainer.epochs=1.5"], "trainer.epochs=1.5"),
+        (["model.init_scale=abc"], "init_scale=abc must be a positive number"),
+        (["dataset.n_train=abc"], "dataset.n_train='abc' must be a whole number"),
+        (["dataset=xor", "+dataset.num_classes=3"], "dataset xor has no option 'num_classes'"),
+    ],
+)
+def test_refused_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        train(make_cfg(*overrides), run_dir=tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_refused_before_loading_data(tmp_path):
+    cfg = make_cfg("device=cuda", "model=softmax", "dataset=mnist", f"dataset.root={tmp_path}")
+    with pytest.raises(ConfigError, match="device=cuda but CUDA is not available"):
+        train(cfg, run_dir=tmp_path)
+    assert os.listdir(tmp_path) == []  # no download attempted, nothing written
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_the_log(tmp_path):
+    cfg = make_cfg("model=linear", "loss=square", "optim.lr=1e4", "optim.schedule=constant")
+    with pytest.raises(DivergedError, match="diverged; lower optim.lr"):
+        train(cfg, run_dir=tmp_path)
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "metrics.json").exists()
+    assert [f for f in os.listdir(tmp_path) if "tfevents" in f]
+
+
+def test_mnist_pair_of_digits_from_local_files(tmp_path):
+    write_fake_mnist(tmp_path / "data" / "mnist", n_train=200, n_val=50)
+    cfg = make_cfg(
+        "dataset=mnist",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.classes=[3,8]",
+        "model=logistic",
+        "loss=square",
+        "trainer.epochs=2",
+    )
+    m = train(cfg, run_dir=tmp_path / "run")
+    assert m["epochs"] == 2 and 0 <= m["accuracy/val"] <= 1
+
+
+def test_mnist_missing_without_download_is_a_data_error(tmp_path):
+    cfg = make_cfg(
+        "dataset=mnist", "model=softmax", f"dataset.root={tmp_path}", "dataset.download=false"
+    )
+    with pytest.raises(DataError, match="MNIST files missing"):
+        train(cfg, run_dir=tmp_path / "run")
+
+
+@pytest.mark.skipif(
+    not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+    reason="apt-get install dataset-fashion-mnist",
+)
+def test_fashion_mnist_default_reaches_84_percent(tmp_path):
+    m = train(make_cfg("model=softmax", "dataset=fashion_mnist"), run_dir=tmp_path)
+    assert m["accuracy/val"] >= 0.84
+
+
+def test_the_lecture_claim_square_loss_stalls_where_cross_entropy_recovers(tmp_path):
+    """From a confidently wrong start the sigmoid saturates: y(1-y) ~ 0 starves square loss of
+    gradient, while cross-entropy's gradient y - t stays large."""
+    start = ["model.init=normal", "model.init_scale=3", "seed=1", "optim.momentum=0",
+             "optim.schedule=constant", "trainer.epochs=10"]  # fmt: skip
+    square = train(make_cfg("loss=square", *start), run_dir=tmp_path / "square")
+    ce = train(make_cfg("loss=ce", *start), run_dir=tmp_path / "ce")
+    assert square["accuracy/val"] < 0.5 < 0.95 < ce["accuracy/val"]
+    first = {r: events(tmp_path / r).Scalars("grad_norm")[0].value for r in ("square", "ce")}
+    assert first["square"] < 0.1 * first["ce"]  # the first epoch's gradients
