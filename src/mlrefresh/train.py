@@ -204,7 +204,8 @@ def train(cfg, run_dir=None) -> dict:
 
     result = {**values, "epochs": cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
     result.setdefault("nll/val", None)
-    checkpoint = {"state_dict": model.state_dict(), "config": resolved, "metrics": result}
+    weights = {k: v.cpu() for k, v in model.state_dict().items()}  # loadable without a GPU
+    checkpoint = {"state_dict": weights, "config": resolved, "metrics": result}
     _save_atomically(os.path.join(run_dir, "model.pt"), lambda p: torch.save(checkpoint, p))
     _save_atomically(os.path.join(run_dir, "metrics.json"), lambda p: _write_json(p, result))
     accuracy = 100 * result["accuracy/val"]
