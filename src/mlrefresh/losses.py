@@ -157,7 +157,7 @@ def _apply(function, *args):
     return super(torch.autograd.Function, function).apply(*args)
 
 
-def _check_batch(name, pred, target):
+def _check_batch(name, pred):
     if pred.shape[0] == 0:
         raise ValueError(f"{name}: empty batch (0 samples); pass at least one sample")
     if not pred.is_floating_point():
@@ -177,7 +177,7 @@ def square_loss(y: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torc
         )
     if y.dim() not in (1, 2):
         raise ValueError(f"square_loss: outputs must be [N] or [N, K], got {tuple(y.shape)}")
-    _check_batch("square_loss", y, t)
+    _check_batch("square_loss", y)
     return _apply(SquareLoss, y, t.to(y.dtype))
 
 
@@ -188,7 +188,7 @@ def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> tor
             f"bernoulli_ce: logits have shape {tuple(z.shape)} and targets {tuple(t.shape)}; "
             "both must be [N] (use softmax_ce for [N, K] logits)"
         )
-    _check_batch("bernoulli_ce", z, t)
+    _check_batch("bernoulli_ce", z)
     t = t.to(z.dtype)
     if check and not torch.compiler.is_compiling() and bool(((t != 0) & (t != 1)).any()):
         bad = t[(t != 0) & (t != 1)][0].item()
@@ -205,7 +205,7 @@ def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch
         )
     if t.dtype != torch.int64:
         raise ValueError(f"softmax_ce: targets must be int64 class indices, got {t.dtype}")
-    _check_batch("softmax_ce", z, t)
+    _check_batch("softmax_ce", z)
     k = z.shape[1]
     if check and not torch.compiler.is_compiling() and bool(((t < 0) | (t >= k)).any()):
         bad = t[(t < 0) | (t >= k)][0].item()

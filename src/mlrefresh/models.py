@@ -25,7 +25,7 @@ from torch import nn
 from mlrefresh.errors import ConfigError
 from mlrefresh.units import UNITS
 
-__all__ = ["MODELS", "LinearModel", "build_model", "check_model"]
+__all__ = ["MODELS", "LinearModel", "build_model", "check_model", "output_unit"]
 
 # name -> (output unit, one output per class?)
 MODELS = {
@@ -68,10 +68,16 @@ class LinearModel(nn.Module):
         return self.decide(self(x))
 
 
-def check_model(name, num_classes, init="zeros", init_scale=0.01) -> None:
-    """Refuse a model that cannot work with this many classes, or a bad init option."""
+def output_unit(name) -> str:
+    """The output unit of model `name`, or a ConfigError naming the models there are."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name][0]
+
+
+def check_model(name, num_classes, init="zeros", init_scale=0.01) -> None:
+    """Refuse a model that cannot work with this many classes, or a bad init option."""
+    output_unit(name)
     if not MODELS[name][1] and num_classes > 2:
         raise ConfigError(
             f"model={name} has one output, for 2 classes, but the data has {num_classes} "

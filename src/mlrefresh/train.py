@@ -28,7 +28,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from mlrefresh.data import expected_num_classes, load_dataset
 from mlrefresh.device import resolve_device
 from mlrefresh.errors import ConfigError, DivergedError
-from mlrefresh.models import MODELS, build_model, check_model
+from mlrefresh.models import build_model, check_model, output_unit
 from mlrefresh.objective import Objective, check_pair
 from mlrefresh.optim import build_optimizer, check_optim
 from mlrefresh.tensorboard import RunWriter
@@ -132,9 +132,7 @@ def _refuse_bad_config(cfg):
     device, and whether a one-output model meets more than two classes. Returns the device and
     the data set's name and options."""
     model_name = cfg.model.name
-    if model_name not in MODELS:
-        raise ConfigError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
-    check_pair(cfg.loss.name, model_name, MODELS[model_name][0])
+    check_pair(cfg.loss.name, model_name, output_unit(model_name))
     _check_trainer(cfg)
     check_optim(cfg.optim)
     device = resolve_device(cfg.device.name)
@@ -145,10 +143,10 @@ def _refuse_bad_config(cfg):
     return device, data_name, data_options
 
 
-def _fit(model, objective, optimizer, schedule, data, trainer, generator, writer, cfg, run_dir):
+def _fit(model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir):
     """The epochs: train, measure, check for divergence, log. Returns the last epoch's metrics."""
     t_train, t_val = objective.targets(data.y_train), objective.targets(data.y_val)
-    epochs, batch_size = trainer.epochs, trainer.batch_size
+    epochs, batch_size = cfg.trainer.epochs, cfg.trainer.batch_size
     steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
     values = {}
     with logging_redirect_tqdm():
@@ -195,8 +193,7 @@ def train(cfg, run_dir=None) -> dict:
     success = False
     start = time.perf_counter()
     try:
-        values = _fit(model, objective, optimizer, schedule, data, cfg.trainer, generator,
-                      writer, cfg, run_dir)  # fmt: skip
+        values = _fit(model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir)
         success = True
     finally:
         if writer:

@@ -51,7 +51,7 @@ def _blobs(device, **options):
         f"blobs: {o['num_classes']} Gaussian clusters in {o['num_features']}-D, std {o['std']}, "
         f"{o['n_train']} train / {o['n_val']} val, seed {o['seed']}"
     )
-    return *(t.to(device) for t in synthetic.blobs(**options)), o["num_classes"], about
+    return *(t.to(device) for t in synthetic.blobs(**options)), about
 
 
 def _xor(device, **options):
@@ -60,7 +60,7 @@ def _xor(device, **options):
         f"xor: 4 clusters at (+-1.5, +-1.5) labelled by XOR, std {o['std']}, "
         f"{o['n_train']} train / {o['n_val']} val, seed {o['seed']}"
     )
-    return *(t.to(device) for t in synthetic.xor(**options)), 2, about
+    return *(t.to(device) for t in synthetic.xor(**options)), about
 
 
 def _images(name):
@@ -121,5 +121,6 @@ def expected_num_classes(name: str, options: dict) -> int:
 
 def load_dataset(name: str, *, device="cpu", **options) -> Dataset:
     """Build data set `name` with its options (the keys of configs/dataset/<name>.yaml)."""
-    check_options(name, options)
-    return Dataset(name, *DATASETS[name][0](device, **options))
+    num_classes = expected_num_classes(name, options)  # checks the options too
+    *tensors, description = DATASETS[name][0](device, **options)
+    return Dataset(name, *tensors, num_classes, description)

@@ -8,7 +8,7 @@ features; the official test split is the validation set.
 
 Example:
     >>> from mlrefresh.data.mnist import load_mnist
-    >>> x_train, y_train, x_val, y_val, k, about = load_mnist(
+    >>> x_train, y_train, x_val, y_val, about = load_mnist(
     ...     "fashion_mnist", classes=[0, 9], limit=500)  # doctest: +SKIP
     >>> x_train.shape, about  # doctest: +SKIP
     (torch.Size([500, 784]), 'Fashion-MNIST: 500 train / 2000 val (the official test split)...')
@@ -204,7 +204,7 @@ def load_mnist(
     limit=None,
     device="cpu",
 ):
-    """(x_train, y_train, x_val, y_val, num_classes, description), tensors on `device`."""
+    """(x_train, y_train, x_val, y_val, description), tensors on `device`."""
     source = SOURCES[name]
     classes = _check_options(source, classes, limit)
     paths = _locate(name, root, download, mirrors, checksums)
@@ -234,4 +234,4 @@ def load_mnist(
         about += f", first {len(x_train)} training samples"
     where = sorted({os.path.dirname(p) for p in paths.values()})
     about += f", from {', '.join(where)}"
-    return (*to_device(x_train, y_train), *to_device(x_val, y_val), num_classes, about)
+    return (*to_device(x_train, y_train), *to_device(x_val, y_val), about)
