@@ -8,9 +8,20 @@ python scripts/train.py -m loss=square,ce model=logistic,softmax dataset=blobs,x
 
 import sys
 
-import hydra
+try:
+    import hydra
 
-from mlrefresh.cli import exit_status, run_job
+    from mlrefresh.cli import launch, run_job
+except ModuleNotFoundError as exc:  # run with a Python that lacks the project's packages
+    print(
+        f"error: {exc.name} is not installed for {sys.executable}; run `make train` once, then "
+        "use .venv/bin/python scripts/train.py (or `source .venv/bin/activate` first)",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+except KeyboardInterrupt:
+    print("interrupted (SIGINT) while starting; nothing was run", file=sys.stderr)
+    sys.exit(130)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
@@ -19,5 +30,4 @@ def main(cfg) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
-    sys.exit(exit_status())
+    sys.exit(launch(main))

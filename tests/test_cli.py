@@ -79,8 +79,11 @@ def test_multirun_writes_one_event_file_per_job_with_every_tag(tmp_path):
     [
         (["model=linear", "loss=ce"], "loss=ce needs a probability output"),
         (["model=logistic", "dataset=fashion_mnist"], "use model=softmax"),
-        (["optim.lr=-1"], "optim.lr=-1 must be a positive number"),
-        (["dataset=blobs", "dataset.num_classes=1", "model=softmax"], "at least 2 classes"),
+        (["optim.lr=-1"], "optim.lr=-1 must be a finite number > 0"),
+        (
+            ["dataset=blobs", "dataset.num_classes=1", "model=softmax"],
+            "num_classes=1 must be a whole number from 2",
+        ),
         pytest.param(
             ["device=cuda"],
             "CUDA is not available",

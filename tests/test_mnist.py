@@ -1,7 +1,9 @@
 """MNIST files: lookup, download over real HTTP (127.0.0.1), checksums, classes and limit."""
 
+import gzip
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,8 +107,9 @@ def test_classes_relabels_and_limit_keeps_first(tmp_path):
         ({"classes": [3]}, "at least 2 different"),
         ({"classes": [3, 3]}, "at least 2 different"),
         ({"classes": [3, 10]}, "10 is not a MNIST class"),
-        ({"limit": 0}, "at least 1"),
-        ({"checksums": {"x.gz": "0"}}, "unknown file 'x.gz'"),
+        ({"limit": 0}, "limit=0 must be a whole number >= 1"),
+        ({"checksums": {"x.gz": "0" * 32}}, "unknown file 'x.gz'"),
+        ({"checksums": {"train-images-idx3-ubyte.gz": "abc"}}, "must map file names to MD5s"),
         ({"classes": 3}, r"dataset.classes=3 must be a list"),
         ({"classes": ["a", "b"]}, "give class numbers"),
         ({"mirrors": "http://127.0.0.1:9/"}, "must be a list of URLs"),
@@ -136,3 +139,61 @@ def test_real_fashion_mnist(tmp_path):
     assert ds.y_train.bincount().tolist() == [6000] * 10
     assert ds.y_val.bincount().tolist() == [1000] * 10
     assert FASHION in ds.description
+
+
+# --- well-formed IDX files that are wrong for the data set: one IdxError line each -------------
+
+
+def _replace(folder, name, array):
+    write_idx(folder / f"{name}.gz", array)
+
+
+@pytest.mark.parametrize(
+    ("name", "array", "message"),
+    [
+        ("train-labels-idx1-ubyte", np.array([0, 1, -3, 2] * 10, dtype=np.int8),
+         r"labels must be in \[0, 10\), found -3 at index 2"),
+        ("train-labels-idx1-ubyte", np.arange(40, dtype=np.float32) % 10,
+         "labels must be whole numbers, found float32"),
+        ("train-images-idx3-ubyte", np.zeros((40, 28, 28), dtype=np.float32),
+         r"pixels must be uint8 \(0-255\), found float32"),
+        ("t10k-images-idx3-ubyte", np.zeros((20, 14, 14), dtype=np.uint8),
+         "196 pixels per image, but the training images .* have 784"),
+        ("train-images-idx3-ubyte", np.zeros((0, 28, 28), dtype=np.uint8),
+         "holds 0 images but .* holds 40 labels"),
+    ],
+)  # fmt: skip
+def test_wrong_content_for_the_data_set(tmp_path, name, array, message):
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
+    _replace(tmp_path / "mnist", name, array)
+    with pytest.raises(IdxError, match=message):
+        load_dataset("mnist", root=str(tmp_path), download=False)
+
+
+def test_zero_samples_in_both_files(tmp_path):
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
+    _replace(tmp_path / "mnist", "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
+    _replace(tmp_path / "mnist", "train-labels-idx1-ubyte", np.zeros((0,), np.uint8))
+    with pytest.raises(IdxError, match="holds no samples"):
+        load_dataset("mnist", root=str(tmp_path), download=False)
+
+
+def test_header_whose_size_overflows(tmp_path):
+    """dims whose product overflows int64: reported as a size mismatch, not a crash."""
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
+    header = bytes([0, 0, 0x08, 3]) + np.array([2**32 - 1] * 3, ">u4").tobytes()
+    (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + b"x"))
+    with pytest.raises(IdxError, match="truncated: dimensions .* need"):
+        load_dataset("mnist", root=str(tmp_path), download=False)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc")
+def test_unreadable_file_is_named(tmp_path):
+    """A file that is there but cannot be read (here /proc/self/mem, whose first bytes give an
+    I/O error, even to root): one line naming it, not a traceback."""
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
+    target = tmp_path / "mnist" / "train-images-idx3-ubyte.gz"
+    target.unlink()
+    target.symlink_to("/proc/self/mem")
+    with pytest.raises(IdxError, match=r"train-images-idx3-ubyte.gz: cannot be read \(.*error"):
+        load_dataset("mnist", root=str(tmp_path), download=False)

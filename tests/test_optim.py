@@ -72,10 +72,13 @@ def test_constant_schedule_keeps_lr():
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [
-        ({"name": "rmsprop", "lr": 0.1}, "unknown optimizer 'rmsprop'"),
-        ({"name": "sgd", "lr": 0}, "optim.lr=0 must be a positive"),
-        ({"name": "sgd", "lr": "fast"}, "optim.lr=fast"),
-        ({"name": "sgd", "lr": 0.1, "momentum": 1.0}, r"momentum=1.0 must be in \[0, 1\)"),
+        ({"name": "rmsprop", "lr": 0.1}, "optim.name='rmsprop' is not one of sgd, adam"),
+        ({"name": "sgd", "lr": 0}, "optim.lr=0 must be a finite number > 0"),
+        ({"name": "sgd", "lr": "fast"}, "optim.lr='fast' must be a finite number"),
+        (
+            {"name": "sgd", "lr": 0.1, "momentum": 1.0},
+            r"momentum=1.0 must be a finite number >= 0 and < 1",
+        ),
         ({"name": "sgd", "lr": 0.1, "weight_decay": -1}, "weight_decay=-1"),
         ({"name": "adam", "lr": 0.1, "betas": [0.9]}, "betas"),
         ({"name": "adam", "lr": 0.1, "schedule": "linear"}, "schedule='linear'"),

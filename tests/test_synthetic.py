@@ -66,9 +66,9 @@ def test_blobs_are_nearly_separable():
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("blobs", {"num_classes": 1}, "at least 2 classes"),
-        ("blobs", {"n_train": 0}, "at least 1"),
-        ("xor", {"std": 0}, "must be positive"),
+        ("blobs", {"num_classes": 1}, "num_classes=1 must be a whole number from 2"),
+        ("blobs", {"n_train": 0}, "n_train=0 must be a whole number from 1"),
+        ("xor", {"std": 0}, "std=0 must be a finite number > 0"),
         ("xor", {"num_classes": 3}, "has no option 'num_classes'"),
         ("moons", {}, "unknown dataset 'moons'"),
     ],

@@ -31,3 +31,8 @@ class DivergedError(UserError):
     """Training produced a NaN or infinite loss; what was logged so far is kept."""
 
     exit_code = 1
+
+
+class OutputError(UserError):
+    """A run folder or result file that cannot be created or written (a path under a file, a
+    read-only place, a full disk)."""

@@ -22,10 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlrefresh import checks
 from mlrefresh.errors import ConfigError
 from mlrefresh.units import UNITS
 
-__all__ = ["MODELS", "LinearModel", "build_model", "check_model", "output_unit"]
+__all__ = ["MODELS", "MODEL_KEYS", "LinearModel", "build_model", "check_model", "output_unit"]
+
+MODEL_KEYS = ("name", "init", "init_scale")  # the keys of configs/model/*.yaml
+INITS = ("zeros", "normal")
 
 # name -> (output unit, one output per class?)
 MODELS = {
@@ -83,10 +87,8 @@ def check_model(name, num_classes, init="zeros", init_scale=0.01) -> None:
             f"model={name} has one output, for 2 classes, but the data has {num_classes} "
             "classes; use model=softmax, or keep two classes (e.g. dataset.classes=[3,8])"
         )
-    if init not in ("zeros", "normal"):
-        raise ConfigError(f"model.init={init!r}; use zeros or normal")
-    if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) or init_scale <= 0:
-        raise ConfigError(f"model.init_scale={init_scale} must be a positive number")
+    checks.choice("model.init", init, INITS)
+    checks.number("model.init_scale", init_scale, low=0, low_open=True, high=1e4, example=0.01)
 
 
 def build_model(name, num_features, num_classes, init="zeros", init_scale=0.01) -> LinearModel:

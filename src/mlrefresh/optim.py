@@ -19,9 +19,10 @@ import math
 
 import torch
 
+from mlrefresh import checks
 from mlrefresh.errors import ConfigError
 
-__all__ = ["SGD", "Adam", "build_optimizer", "check_optim"]
+__all__ = ["OPTIM_KEYS", "SGD", "Adam", "build_optimizer", "check_optim"]
 
 
 class SGD:
@@ -81,24 +82,28 @@ class Adam:
             p.addcdiv_(m, denominator, value=-step_size)
 
 
+# the keys each optimizer takes (configs/optim/<name>.yaml)
+OPTIM_KEYS = {
+    "sgd": ("name", "lr", "momentum", "weight_decay", "schedule"),
+    "adam": ("name", "lr", "betas", "weight_decay", "schedule"),
+}
+
+
 def check_optim(cfg) -> None:
-    """Refuse an unknown optimizer or out-of-range settings before any work."""
-    name = cfg.get("name")
-    if name not in ("sgd", "adam"):
-        raise ConfigError(f"unknown optimizer {name!r}; use optim=sgd or optim=adam")
-    lr = cfg.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ConfigError(f"optim.lr={lr} must be a positive number, e.g. optim.lr=0.1")
-    if not 0 <= cfg.get("momentum", 0.0) < 1:
-        raise ConfigError(f"optim.momentum={cfg['momentum']} must be in [0, 1)")
-    if not cfg.get("weight_decay", 0.0) >= 0:
-        raise ConfigError(f"optim.weight_decay={cfg['weight_decay']} must be >= 0")
-    betas = list(cfg.get("betas", (0.9, 0.999)))
-    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-        raise ConfigError(f"optim.betas={betas} must be two numbers in [0, 1)")
-    schedule = cfg.get("schedule", "constant")
-    if schedule not in ("constant", "cosine"):
-        raise ConfigError(f"optim.schedule={schedule!r}; use constant or cosine")
+    """Refuse an unknown optimizer, an unknown key or an out-of-range setting before any work."""
+    name = checks.choice("optim.name", cfg.get("name"), OPTIM_KEYS)
+    checks.known_keys("optim", cfg, OPTIM_KEYS[name])
+    checks.number("optim.lr", cfg.get("lr"), low=0, low_open=True, high=1e6, example=0.1)
+    if "momentum" in cfg:
+        checks.number("optim.momentum", cfg["momentum"], low=0, high=1, high_open=True, example=0.9)
+    if "weight_decay" in cfg:
+        checks.number("optim.weight_decay", cfg["weight_decay"], low=0, high=100, example=0)
+    betas = cfg.get("betas", (0.9, 0.999))
+    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise ConfigError(f"optim.betas={betas} must be two numbers in [0, 1), e.g. [0.9,0.999]")
+    for b in betas:
+        checks.number("optim.betas", b, low=0, high=1, high_open=True, example="[0.9,0.999]")
+    checks.choice("optim.schedule", cfg.get("schedule", "constant"), ("constant", "cosine"))
 
 
 def build_optimizer(cfg, params, total_steps: int):

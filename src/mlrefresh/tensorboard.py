@@ -12,8 +12,12 @@ Example:
     >>> writer.close(success=True)
 """
 
+import contextlib
+
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
+
+from mlrefresh.errors import OutputError
 
 __all__ = ["RunWriter", "hparam_value"]
 
@@ -23,8 +27,25 @@ def hparam_value(value):
     return value if isinstance(value, (bool, int, float, str)) else str(value)
 
 
+@contextlib.contextmanager
+def _writing(run_dir):
+    """A failed write (a full disk; TensorBoard's writer thread re-raises it here) as one line."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the event file in {run_dir} ({exc.strerror or exc}); free some space "
+            "or choose another run folder (hydra.run.dir=...)"
+        ) from None
+
+
 class RunWriter:
     def __init__(self, run_dir: str, config_yaml: str, hparam_dict: dict, metric_tags):
+        self.run_dir = run_dir
+        with _writing(run_dir):
+            self._open(run_dir, config_yaml, hparam_dict, metric_tags)
+
+    def _open(self, run_dir, config_yaml, hparam_dict, metric_tags):
         self.writer = SummaryWriter(log_dir=run_dir)
         # four leading spaces make a Markdown code block, so the YAML keeps its indentation
         block = "\n".join("    " + line for line in config_yaml.splitlines())
@@ -35,11 +56,16 @@ class RunWriter:
             self.writer.file_writer.add_summary(summary)
 
     def scalars(self, step: int, values: dict) -> None:
-        for tag, value in values.items():
-            self.writer.add_scalar(tag, value, global_step=step)
+        with _writing(self.run_dir):
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, global_step=step)
 
     def close(self, success: bool) -> None:
-        if success:  # marks the HParams session as finished
-            self.writer.file_writer.add_summary(self._end)
-        self.writer.flush()
-        self.writer.close()
+        with _writing(self.run_dir):
+            try:
+                if success:  # marks the HParams session as finished
+                    self.writer.file_writer.add_summary(self._end)
+                self.writer.flush()
+            finally:
+                with contextlib.suppress(OSError):
+                    self.writer.close()

@@ -13,22 +13,24 @@ Example (the same as `python scripts/train.py trainer.epochs=3`, run from Python
     0.994
 """
 
-import json
 import logging
 import math
 import os
 import sys
 import time
+from collections.abc import Mapping
 
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from mlrefresh import checks, signals
+from mlrefresh.checkpoint import save_json, save_torch
 from mlrefresh.data import expected_num_classes, load_dataset
 from mlrefresh.device import resolve_device
-from mlrefresh.errors import ConfigError, DivergedError
-from mlrefresh.models import build_model, check_model, output_unit
+from mlrefresh.errors import ConfigError, DivergedError, UserError
+from mlrefresh.models import MODEL_KEYS, build_model, check_model, output_unit
 from mlrefresh.objective import Objective, check_pair
 from mlrefresh.optim import build_optimizer, check_optim
 from mlrefresh.tensorboard import RunWriter
@@ -48,13 +50,22 @@ def _run_dir(run_dir):
     raise ValueError("train(cfg) outside a Hydra app needs run_dir=<folder for the run's files>")
 
 
-def _check_trainer(cfg):
-    for key in ("epochs", "batch_size"):
-        value = cfg.trainer.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"trainer.{key}={value} must be a whole number >= 1")
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
-        raise ConfigError(f"seed={cfg.seed} must be a whole number")
+TOP_KEYS = ("seed", "model", "loss", "trainer", "dataset", "device", "optim")
+TRAINER_KEYS = ("epochs", "batch_size", "tensorboard")
+
+
+def _check_top_and_trainer(cfg):
+    checks.known_keys("", cfg, TOP_KEYS)
+    for group in TOP_KEYS[1:]:
+        if not isinstance(cfg.get(group), Mapping):
+            raise ConfigError(f"the config has no {group} group; choose one, e.g. {group}=...")
+    for group, keys in (("loss", ("name",)), ("device", ("name",)), ("model", MODEL_KEYS)):
+        checks.known_keys(group, cfg[group], keys)
+    checks.known_keys("trainer", cfg.trainer, TRAINER_KEYS)
+    checks.whole("trainer.epochs", cfg.trainer.get("epochs"), low=1, high=10**6, example=20)
+    checks.whole("trainer.batch_size", cfg.trainer.get("batch_size"), low=1, example=64)
+    checks.flag("trainer.tensorboard", cfg.trainer.get("tensorboard", True))
+    checks.whole("seed", cfg.get("seed"), low=0, high=checks.MAX_SEED, example=0)
 
 
 def _flatten(tree, prefix=""):
@@ -67,22 +78,6 @@ def _flatten(tree, prefix=""):
     return flat
 
 
-def _save_atomically(path, write):
-    tmp = f"{path}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-
-
 def _train_epoch(model, objective, optimizer, schedule, x, t, batch_size, generator, step0):
     """One shuffled pass over (x, t). Returns what the epoch's metrics are computed from: the
     logits of every step (detached), the targets in the same order, and per-step gradient
@@ -92,7 +87,9 @@ def _train_epoch(model, objective, optimizer, schedule, x, t, batch_size, genera
     perm = torch.randperm(n, device=x.device, generator=generator)
     params = list(model.parameters())
     logits, grad_norms = [], []
-    for step, idx in enumerate(perm.split(batch_size)):
+    for step, idx in enumerate(perm.split(min(batch_size, n))):
+        if signals.pending() is not None:  # Ctrl-C or SIGTERM: stop at this step boundary
+            return None
         z = model(x[idx])
         loss = objective.loss(z, t[idx])
         optimizer.zero_grad()
@@ -127,13 +124,23 @@ def _log_epoch(epoch, epochs, m):
     log.info(line + f"  |grad| {m['grad_norm']:.3g}  (train/val)")
 
 
+def _diverged(value, epoch, cfg, run_dir) -> str:
+    todo = f"lower optim.lr (now {cfg.optim.lr})"
+    if cfg.model.init != "zeros":
+        todo += f" or model.init_scale (now {cfg.model.init_scale})"
+    done = epoch - 1
+    kept = f"epoch{'s 1-' if done > 1 else ' '}{done} logged in {run_dir}" if done else ""
+    kept = kept or "no epoch finished before it"
+    return f"the loss became {value} in epoch {epoch}: training diverged; {todo}. {kept}"
+
+
 def _refuse_bad_config(cfg):
     """Check everything that can be checked before any work: the model/loss pair, values, the
     device, and whether a one-output model meets more than two classes. Returns the device and
     the data set's name and options."""
+    _check_top_and_trainer(cfg)
     model_name = cfg.model.name
     check_pair(cfg.loss.name, model_name, output_unit(model_name))
-    _check_trainer(cfg)
     check_optim(cfg.optim)
     device = resolve_device(cfg.device.name)
     data_options = OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -141,6 +148,15 @@ def _refuse_bad_config(cfg):
     num_classes = expected_num_classes(data_name, data_options)
     check_model(model_name, num_classes, cfg.model.init, cfg.model.init_scale)
     return device, data_name, data_options
+
+
+def _interrupted(epoch, epochs, run_dir) -> signals.Interrupted:
+    signum = signals.pending()
+    done = epoch - 1
+    kept = f"; epochs 1-{done} are in {run_dir}" if done else "; no epoch had finished"
+    exc = signals.Interrupted(signum, f"interrupted at epoch {epoch}/{epochs}{kept}")
+    exc.kept = done > 0
+    return exc
 
 
 def _fit(model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir):
@@ -154,18 +170,42 @@ def _fit(model, objective, optimizer, schedule, data, generator, writer, cfg, ru
             step0 = (epoch - 1) * steps_per_epoch
             seen = _train_epoch(model, objective, optimizer, schedule, data.x_train, t_train,
                                 batch_size, generator, step0)  # fmt: skip
+            if seen is None:
+                raise _interrupted(epoch, epochs, run_dir)
             m = _epoch_metrics(objective, *seen, model, data.x_val, t_val)
             values = dict(zip(m, torch.stack(list(m.values())).tolist()))  # the one host sync
             bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
             if bad:
-                raise DivergedError(
-                    f"the loss became {bad[0]} in epoch {epoch}: training diverged; lower "
-                    f"optim.lr (now {cfg.optim.lr}). Epochs before it are logged in {run_dir}"
-                )
+                raise DivergedError(_diverged(bad[0], epoch, cfg, run_dir))
             _log_epoch(epoch, epochs, values)
             if writer:
                 writer.scalars(epoch, values)
     return values
+
+
+def _train_and_save(
+    model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir, resolved
+):
+    """The epochs, then model.pt and metrics.json; a signal meanwhile waits for a safe point."""
+    with signals.deferred():  # a signal stops the loop at a step boundary, or waits for a save
+        success = False
+        start = time.perf_counter()
+        try:
+            values = _fit(model, objective, optimizer, schedule, data, generator, writer, cfg,
+                          run_dir)  # fmt: skip
+            success = True
+        finally:
+            if writer:
+                writer.close(success)
+        seconds = time.perf_counter() - start
+
+        result = {**values, "epochs": cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
+        result.setdefault("nll/val", None)
+        weights = {k: v.cpu() for k, v in model.state_dict().items()}  # loadable without a GPU
+        save_torch(os.path.join(run_dir, "model.pt"),
+                   {"state_dict": weights, "config": resolved, "metrics": result})  # fmt: skip
+        save_json(os.path.join(run_dir, "metrics.json"), result)
+    return result, seconds
 
 
 def train(cfg, run_dir=None) -> dict:
@@ -175,7 +215,12 @@ def train(cfg, run_dir=None) -> dict:
 
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    data = load_dataset(data_name, device=device, **data_options)
+    try:
+        data = load_dataset(data_name, device=device, **data_options)
+    except signals.Interrupted as exc:
+        raise signals.Interrupted(
+            exc.signum, f"{exc} while loading the data; nothing saved"
+        ) from None
     log.info("%s on %s", data.description, device)
     model = build_model(cfg.model.name, data.num_features, data.num_classes, cfg.model.init,
                         cfg.model.init_scale).to(device)  # fmt: skip
@@ -190,22 +235,17 @@ def train(cfg, run_dir=None) -> dict:
         tags = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "grad_norm"]
         tags += ["nll/train", "nll/val"] if objective.has_nll else []
         writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), _flatten(resolved), tags)
-    success = False
-    start = time.perf_counter()
     try:
-        values = _fit(model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir)
-        success = True
-    finally:
-        if writer:
-            writer.close(success)
-    seconds = time.perf_counter() - start
-
-    result = {**values, "epochs": cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
-    result.setdefault("nll/val", None)
-    weights = {k: v.cpu() for k, v in model.state_dict().items()}  # loadable without a GPU
-    checkpoint = {"state_dict": weights, "config": resolved, "metrics": result}
-    _save_atomically(os.path.join(run_dir, "model.pt"), lambda p: torch.save(checkpoint, p))
-    _save_atomically(os.path.join(run_dir, "metrics.json"), lambda p: _write_json(p, result))
+        result, seconds = _train_and_save(model, objective, optimizer, schedule, data, generator,
+                                          writer, cfg, run_dir, resolved)  # fmt: skip
+    except UserError as exc:
+        exc.kept = True  # the run did work: its folder stays (the event file, the log)
+        raise
+    if signals.pending() is not None:
+        exc = signals.Interrupted(signals.pending(), f"interrupted after the last epoch; the "
+                                  f"results are saved in {run_dir}")  # fmt: skip
+        exc.kept = True
+        raise exc
     accuracy = 100 * result["accuracy/val"]
     log.info("val accuracy %.2f%% after %.2f s in %s", accuracy, seconds, run_dir)
     return result

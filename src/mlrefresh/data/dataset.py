@@ -15,10 +15,13 @@ Example:
 """
 
 import inspect
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
+from mlrefresh import checks
 from mlrefresh.data import synthetic
 from mlrefresh.data.mnist import SOURCES, load_mnist
 from mlrefresh.errors import ConfigError
@@ -75,25 +78,47 @@ DATASETS = {
 }
 
 
-# What each option must be: (accepted types, how to say it)
-_KINDS = {
-    "num_classes": ((int,), "a whole number"),
-    "num_features": ((int,), "a whole number"),
-    "n_train": ((int,), "a whole number"),
-    "n_val": ((int,), "a whole number"),
-    "seed": ((int,), "a whole number"),
-    "std": ((int, float), "a number"),
-    "root": ((str, type(None)), "a folder path or null"),
-    "download": ((bool,), "true or false"),
-    "mirrors": ((list, tuple, type(None)), "a list of URLs, e.g. [http://host/mnist/]"),
-    "checksums": ((dict, type(None)), "a mapping {file.gz: md5}"),
-    "classes": ((list, tuple, type(None)), "a list of classes, e.g. [3,8]"),
-    "limit": ((int, type(None)), "a whole number or null"),
+_WHOLE = {  # option -> (lowest, highest)
+    "num_classes": (2, 10_000),
+    "num_features": (1, 1_000_000),
+    "n_train": (1, 100_000_000),
+    "n_val": (1, 100_000_000),
+    "seed": (0, checks.MAX_SEED),
 }
+_MAX_ELEMENTS = 2**30  # 4 GiB of float32: more generated data than a refresher needs
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _check_value(key, value):
+    name = f"dataset.{key}"
+    if key in _WHOLE:
+        low, high = _WHOLE[key]
+        checks.whole(name, value, low=low, high=high)
+    elif key == "std":
+        checks.number(name, value, low=0, low_open=True, high=1e6, example=1.0)
+    elif key == "limit" and value is not None:
+        checks.whole(name, value, low=1, example=500)
+    elif key == "download":
+        checks.flag(name, value)
+    elif key == "root" and value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{name}={value!r} must be a folder path, or null for data/")
+    elif key == "mirrors" and value is not None:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(m, str) and m for m in value):
+            raise ConfigError(f"{name}={value!r} must be a list of URLs, e.g. [http://host/mnist/]")
+    elif key == "checksums" and value is not None:
+        good = isinstance(value, Mapping) and all(
+            isinstance(k, str) and isinstance(v, str) and _MD5.match(v) for k, v in value.items()
+        )
+        if not good:
+            raise ConfigError(
+                f"{name}={value!r} must map file names to MD5s, e.g. {{file.gz: <32 hex digits>}}"
+            )
+    elif key == "classes" and value is not None and not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{name}={value!r} must be a list of classes, e.g. '[3,8]'")
 
 
 def check_options(name: str, options: dict) -> None:
-    """Refuse an unknown data set, an unknown option or a value of the wrong kind."""
+    """Refuse an unknown data set, an unknown option or a value of the wrong kind or range."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     known = DATASETS[name][1]
@@ -104,9 +129,15 @@ def check_options(name: str, options: dict) -> None:
             f"{', '.join(sorted(known))}"
         )
     for key, value in options.items():
-        types, kind = _KINDS[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise ConfigError(f"dataset.{key}={value!r} must be {kind}")
+        _check_value(key, value)
+    if name in ("blobs", "xor"):
+        o = {**_defaults(getattr(synthetic, name)), **options}
+        elements = (o["n_train"] + o["n_val"]) * o.get("num_features", 2)
+        if elements > _MAX_ELEMENTS:
+            raise ConfigError(
+                f"dataset {name}: (n_train + n_val) x num_features = {elements:,} numbers, more "
+                f"than {_MAX_ELEMENTS:,} (4 GiB); lower dataset.n_train or dataset.num_features"
+            )
 
 
 def expected_num_classes(name: str, options: dict) -> int:

@@ -14,6 +14,7 @@ Example:
 """
 
 import gzip
+import math
 import os
 import zlib
 
@@ -40,8 +41,14 @@ class IdxError(DataError):
 
 
 def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise IdxError(
+            f"{path}: cannot be read ({exc.strerror or exc}); check its permissions, or delete "
+            "it and download again"
+        ) from None
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
@@ -71,7 +78,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise IdxError(f"{path}: truncated header: {ndim} dimensions need {header} bytes")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = _DTYPES[type_byte]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
     actual = len(data) - header
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"

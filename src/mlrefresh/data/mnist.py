@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mlrefresh.data.download import DownloadFailed, fetch
@@ -110,20 +111,21 @@ def _download_missing(source, missing, folder, mirrors, md5):
             f"cannot create {folder} for the {source.title} files ({exc.strerror}); set "
             "dataset.root to a folder you can write to"
         ) from None
-    for base in missing:
-        try:
+    try:
+        for base in missing:
             fetch(base + ".gz", md5[base + ".gz"], mirrors, folder)
-        except DownloadFailed as exc:
-            still = [b + ".gz" for b in missing if not (Path(folder) / (b + ".gz")).exists()]
-            for made in created:  # leave no trace of an attempt that brought nothing
-                if not any(made.iterdir()):
-                    made.rmdir()
-            why = "; ".join(f"{url}: {reason}" for url, reason in exc.reasons)
-            raise DataError(
-                f"{source.title} files missing: {', '.join(still)}. Download failed from every "
-                f"mirror ({why}). Put the files in {folder}/ by hand (see README, 'MNIST on an "
-                "offline machine'), or point dataset.root or dataset.mirrors elsewhere"
-            ) from None
+    except DownloadFailed as exc:
+        still = [b + ".gz" for b in missing if not (Path(folder) / (b + ".gz")).exists()]
+        why = "; ".join(f"{url}: {reason}" for url, reason in exc.reasons)
+        raise DataError(
+            f"{source.title} files missing: {', '.join(still)}. Download failed from every "
+            f"mirror ({why}). Put the files in {folder}/ by hand (see README, 'MNIST on an "
+            "offline machine'), or point dataset.root or dataset.mirrors elsewhere"
+        ) from None
+    finally:  # leave no trace of an attempt that brought nothing (a failure, Ctrl-C, SIGTERM)
+        for made in created:
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
 
 
 def _locate(name, root, download, mirrors, checksums):
@@ -154,16 +156,28 @@ def _read_split(images_path, labels_path, num_classes):
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3:
         raise IdxError(f"{images_path}: expected images [N, rows, cols], got dims {images.shape}")
+    if images.dtype != np.uint8:
+        raise IdxError(f"{images_path}: pixels must be uint8 (0-255), found {images.dtype}")
     if labels.ndim != 1:
         raise IdxError(f"{labels_path}: expected labels [N], got dims {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise IdxError(f"{labels_path}: labels must be whole numbers, found {labels.dtype}")
     if len(images) != len(labels):
         raise IdxError(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
             "labels; the files do not belong together"
         )
-    x, y = torch.from_numpy(images), torch.from_numpy(labels).long()
-    if len(y) and (y.min() < 0 or y.max() >= num_classes):
-        raise IdxError(f"{labels_path}: labels must be in [0, {num_classes}), found {y.max()}")
+    if len(images) == 0 or images.shape[1] * images.shape[2] == 0:
+        raise IdxError(
+            f"{images_path}: holds no samples (dims {images.shape}); delete it and download again"
+        )
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise IdxError(
+            f"{labels_path}: labels must be in [0, {num_classes}), found {labels[bad][0]} at "
+            f"index {int(np.flatnonzero(bad)[0])}; delete it and download again"
+        )
+    x, y = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
     return x.reshape(len(x), -1), y
 
 
@@ -213,12 +227,20 @@ def load_mnist(
         x, y = _read_split(paths[images], paths[labels], source.num_classes)
         if classes is not None:
             x, y = _select(x, y, classes, source.num_classes)
-        splits.append((x, y))
-    (x_train, y_train), (x_val, y_val) = splits
+        splits.append((x, y, images))
+    (x_train, y_train, train_file), (x_val, y_val, val_file) = splits
+    if x_train.shape[1] != x_val.shape[1]:
+        raise IdxError(
+            f"{paths[val_file]}: {x_val.shape[1]} pixels per image, but the training images in "
+            f"{paths[train_file]} have {x_train.shape[1]}; the files do not belong together"
+        )
     if limit is not None:
         x_train, y_train = x_train[: int(limit)], y_train[: int(limit)]
     if len(x_train) == 0 or len(x_val) == 0:
-        raise DataError(f"{source.title}: no samples left after dataset.classes={classes}")
+        split = "training" if len(x_train) == 0 else "validation"
+        raise DataError(
+            f"{source.title}: no {split} samples of classes {classes}; choose other dataset.classes"
+        )
 
     def to_device(x, y):  # move the uint8 pixels (4x smaller), then convert on the device
         return x.to(device).float().div_(255.0), y.to(device)

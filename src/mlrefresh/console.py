@@ -1,0 +1,166 @@
+"""What the terminal shows when something goes wrong: one first line `error: ...`, no traceback.
+
+- `HeldStderr`: while Hydra composes the config, what it writes to stderr is held back. If Hydra
+  then gives up (an unknown option, an unknown key, an override it cannot parse), its message
+  becomes `error: <what>; <what to do>` followed by Hydra's own lines, and the exit code 2.
+  When the run starts, `release()` passes everything through unchanged.
+- `quiet_broken_pipe()`: `python scripts/train.py | head -1` must not print a BrokenPipeError
+  per log line once `head` has gone: the run goes on, its log still lands in train.log.
+
+Example:
+    >>> from mlrefresh.console import hydra_error_line
+    >>> hydra_error_line("In 'train': Could not find 'model/perceptron'\\n\\n"
+    ...     "Available options in 'model':\\n\\tlinear\\n\\tlogistic\\n")
+    'error: unknown option model=perceptron; choose one of linear, logistic'
+"""
+
+import io
+import os
+import re
+import sys
+import threading
+
+__all__ = ["HeldStderr", "hydra_error_line", "quiet_broken_pipe", "quiet_writer_threads"]
+
+_GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+def _options(text, group):
+    block = re.search(rf"Available options in '{re.escape(group)}':\n((?:\t.*\n?)*)", text)
+    return [line.strip() for line in block.group(1).splitlines()] if block else []
+
+
+def hydra_error_line(text: str) -> str:
+    """The one-line summary of a Hydra error message (what was wrong; what to do)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else "Hydra could not start the run"
+    if m := re.search(r"Could not find '([^']+)/([^'/]+)'", text):
+        group, option = m.groups()
+        options = _options(text, group)
+        todo = f"choose one of {', '.join(options)}" if options else f"see configs/{group}/"
+        return f"error: unknown option {group}={option}; {todo}"
+    if m := re.search(r"Could not override '([^']+)'", text):
+        key = m.group(1)
+        if "." not in key and "No match in the defaults list" not in text:
+            return f"error: unknown config group or key {key!r}; check the spelling"
+        return (
+            f"error: unknown key {key}; check the spelling "
+            "(python scripts/train.py --cfg job lists every key)"
+        )
+    if m := re.search(r"An item is already at '([^']+)'", text):
+        return f"error: {m.group(1)} exists already; set it without the +: {m.group(1)}=..."
+    if m := re.search(r"Ambiguous value for argument '([^']+)'", text):
+        return (
+            f"error: {m.group(1)!r} holds a comma; use -m to sweep over the values, "
+            "[a,b] for a list, or quote it as a string"
+        )
+    if "override_grammar" in text or "no viable alternative" in text or "mismatched" in text:
+        return (
+            f"error: cannot parse an override ({first}); quote values with brackets, commas "
+            f"or spaces in the shell, e.g. 'dataset.classes=[3,8]' (see {_GRAMMAR})"
+        )
+    if "Cannot find primary config" in text:
+        return f"error: {first}; the configs are in configs/, e.g. --config-name=train"
+    return f"error: {first}; see Hydra's message below (HYDRA_FULL_ERROR=1 for a stack trace)"
+
+
+class HeldStderr(io.TextIOBase):
+    """A stand-in for sys.stderr that keeps what is written until release() or rewrite()."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._held: list[str] | None = []
+
+    @property
+    def released(self) -> bool:
+        return self._held is None
+
+    def write(self, text):
+        if self._held is None:
+            return self._stream.write(text)
+        self._held.append(text)
+        return len(text)
+
+    def flush(self):
+        if self._held is None:
+            self._stream.flush()
+
+    def release(self) -> None:
+        """Write out what was held and pass everything through from now on."""
+        if self._held is not None:
+            held, self._held = "".join(self._held), None
+            self._stream.write(held)
+            self._stream.flush()
+
+    def rewrite(self) -> bool:
+        """Hydra failed before the run: print its message under an `error:` first line.
+        Returns False when nothing was held (not Hydra's failure)."""
+        held = "".join(self._held or [])
+        self._held = None
+        if not held.strip():
+            return False
+        body = held.replace("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete "
+                            "stack trace.", "").rstrip()  # fmt: skip
+        self._stream.write(hydra_error_line(body) + "\n" + body + "\n")
+        self._stream.flush()
+        return True
+
+    def isatty(self):
+        return self._stream.isatty()
+
+    def fileno(self):
+        return self._stream.fileno()
+
+    @property
+    def encoding(self):
+        return self._stream.encoding
+
+
+class _PipeGuard:
+    """stdout that, once its reader is gone, points fd 1 at /dev/null and carries on."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _silence(self):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def quiet_broken_pipe() -> None:
+    """Once stdout's reader is gone, drop further writes to it instead of raising."""
+    if not isinstance(sys.stdout, _PipeGuard):
+        sys.stdout = _PipeGuard(sys.stdout)
+
+
+def quiet_writer_threads() -> None:
+    """TensorBoard's event-writer thread prints a traceback when a write fails (a full disk)
+    before the main thread reports the same error in one line: drop that thread's traceback."""
+    default = threading.excepthook
+
+    def hook(args):
+        if isinstance(args.exc_value, OSError) and "Writer" in type(args.thread).__name__:
+            return
+        default(args)
+
+    threading.excepthook = hook

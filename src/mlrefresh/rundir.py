@@ -1,0 +1,206 @@
+"""A folder of its own for every run and sweep, and never a file removed that a run did not make.
+
+Hydra creates run folders with mkdir(exist_ok=True), so two runs started in the same second
+would share `outputs/runs/<date>/<time>/`. The resolvers below create the folder exclusively,
+adding `-1`, `-2`, ... when the name is taken, and remember every folder they made:
+
+    hydra.run.dir:   ${unique_dir:outputs/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}}
+    hydra.sweep.dir: ${unique_dir:outputs/multirun/${now:%Y-%m-%d}_${now:%H-%M-%S}}
+    hydra.sweep.subdir:
+        ${unique_subdir:${hydra.sweep.dir},${hydra.job.override_dirname},${hydra.job.num}}
+
+`RunFolders` (a Hydra callback) checks the folder before Hydra writes into it: one that cannot
+be made (under a file, on a read-only file system) is refused in one line with exit code 2. For
+a folder the user named that already exists, it notes what was there. When a run is refused,
+`discard(run_dir)` removes only what this process made: the folders it created (and the empty
+parents it created for them), or in a folder that existed before, only Hydra's new `.hydra/`
+and log files. A folder it knows nothing about is left alone.
+
+Example:
+    >>> import tempfile, os
+    >>> from mlrefresh.rundir import unique_dir
+    >>> base = os.path.join(tempfile.mkdtemp(), "runs", "12-00-00")
+    >>> [os.path.basename(unique_dir(base)) for _ in range(3)]
+    ['12-00-00', '12-00-00-1', '12-00-00-2']
+"""
+
+import contextlib
+import hashlib
+import itertools
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
+
+from mlrefresh.errors import OutputError, UserError
+
+__all__ = [
+    "RunFolders",
+    "claim",
+    "discard",
+    "discard_unused",
+    "register_resolvers",
+    "unique_dir",
+    "unique_subdir",
+]
+
+_created: list[Path] = []  # folders this process made, in the order it made them
+_before: dict[Path, set[str]] = {}  # user-named folders that existed: their entries then
+_MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
+
+
+def _key(path) -> Path:
+    return Path(os.path.abspath(path))
+
+
+def _cannot(path, exc) -> OutputError:
+    why = exc.strerror or type(exc).__name__
+    return OutputError(
+        f"cannot create the run folder {path} ({why}); choose another place with "
+        "hydra.run.dir=... (or hydra.sweep.dir=... with -m)"
+    )
+
+
+def _make_parents(folder: Path) -> None:
+    """mkdir -p, recording each folder this call made (not those another process made)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+            _created.append(_key(folder))
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+
+
+def _fresh(path: Path) -> Path:
+    """Create `path` exclusively, or `path-1`, `path-2`, ... if taken; return what was made."""
+    for attempt in range(3):
+        try:
+            _make_parents(path.parent)
+            for n in itertools.count():
+                candidate = path if n == 0 else path.with_name(f"{path.name}-{n}")
+                try:
+                    candidate.mkdir()
+                except FileExistsError:
+                    continue
+                _created.append(_key(candidate))
+                return candidate
+        except FileNotFoundError:  # a parent was removed under us (a refused run): again
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def unique_dir(path: str) -> str:
+    """A new folder at `path` (or `path-N`), created now; its path."""
+    try:
+        return str(_fresh(Path(path)))
+    except OSError as exc:
+        raise _cannot(path, exc) from None
+
+
+def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
+    """A new job folder in `sweep_dir` named after the job's overrides; its name. Jobs with the
+    same overrides (an Optuna study sampling the same choices twice) get `name-1`, ..."""
+    name = str(name).replace(os.sep, "_") or f"job{num}"
+    if len(name.encode()) > _MAX_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
+    try:
+        return _fresh(Path(sweep_dir) / name).name
+    except OSError as exc:
+        raise _cannot(os.path.join(sweep_dir, name), exc) from None
+
+
+def register_resolvers() -> None:
+    for name, fn in (("unique_dir", unique_dir), ("unique_subdir", unique_subdir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)
+
+
+def claim(path: str) -> None:
+    """Before Hydra writes into `path`: make it if missing (remembering that we did), or note
+    what a folder of the user's holds already. OutputError when it cannot be a run folder."""
+    if not str(path).strip():
+        raise OutputError("the run folder is empty (hydra.run.dir=''); give a folder name")
+    folder = Path(path)
+    if _key(folder) in _created:
+        return
+    try:
+        if folder.exists():
+            if not folder.is_dir():
+                raise OutputError(
+                    f"the run folder {path} is a file, not a folder; choose another "
+                    "hydra.run.dir (or hydra.sweep.dir with -m)"
+                )
+            _before[_key(folder)] = set(os.listdir(folder))
+        else:
+            _make_parents(folder)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write to the run folder {path}; choose another place")
+    except OSError as exc:
+        raise _cannot(path, exc) from None
+
+
+def discard(run_dir) -> None:
+    """Remove what this process made for a refused run, and nothing else (see the docstring)."""
+    folder = _key(run_dir)
+    if folder in _created:
+        shutil.rmtree(folder, ignore_errors=True)
+    elif folder in _before:
+        for name in set(os.listdir(folder)) - _before[folder]:
+            if name == ".hydra":
+                shutil.rmtree(folder / name, ignore_errors=True)
+            elif name.endswith(".log"):
+                (folder / name).unlink(missing_ok=True)
+    for made in reversed(_created):  # then the parents made for it, if now empty
+        if made != folder and folder.is_relative_to(made):
+            with contextlib.suppress(OSError):  # not empty (other runs), or gone
+                made.rmdir()
+
+
+def discard_unused() -> None:
+    """Remove the folders this process made that hold nothing but Hydra's files (a run
+    interrupted before it began); folders with results stay."""
+    for made in reversed(_created):
+        if made.is_dir() and all(n == ".hydra" or n.endswith(".log") for n in os.listdir(made)):
+            discard(made)
+
+
+class RunFolders(Callback):
+    """Hydra callback: claim the run (or sweep) folder before Hydra writes into it, and let the
+    held-back stderr through once the run starts (see console.HeldStderr)."""
+
+    def on_run_start(self, config, **kwargs) -> None:
+        self._claim(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        self._claim(config, "hydra.sweep.dir")
+
+    @staticmethod
+    def _claim(config, key):
+        try:
+            try:
+                path = OmegaConf.select(config, key)
+            except Exception as exc:  # the resolver's OutputError, wrapped by OmegaConf
+                cause = exc.__cause__ or exc.__context__
+                if isinstance(cause, UserError):
+                    raise cause from None
+                raise
+            claim(str(path))
+        except UserError as exc:
+            release = getattr(sys.stderr, "release", None)
+            if release:
+                release()
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(exc.exit_code) from None
+        release = getattr(sys.stderr, "release", None)
+        if release:
+            release()

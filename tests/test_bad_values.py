@@ -1,0 +1,161 @@
+"""Every config key against the values a new user gets wrong: train(cfg) either runs or refuses
+in one line (a UserError), never a traceback, and a refused run writes nothing.
+
+Compose-API calls, one per (key, value): the same code path as the command line minus the
+process start, so the whole table runs in seconds. tests/test_bad_input.py runs a sample of
+the same mistakes as real subprocesses.
+"""
+
+import os
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+
+from conftest import write_fake_mnist
+from mlrefresh.errors import ConfigError, UserError
+from mlrefresh.train import train
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+
+# Values as typed on the command line: wrong type, null, nan, inf, negative, zero, huge, a list
+# and a mapping where a scalar is meant, a bool where a number is meant.
+BAD = ["abc", "null", "nan", "inf", "-inf", "-1", "0", "1e30", "1" + "0" * 30, "true", "[1,2]",
+       "{a: 1}"]  # fmt: skip
+
+KEYS = {  # key -> the overrides that select the group where the key lives
+    "seed": [],
+    "model.init": [],
+    "model.init_scale": ["model.init=normal"],
+    "model.name": [],
+    "loss.name": [],
+    "device.name": [],
+    "trainer.epochs": [],
+    "trainer.batch_size": [],
+    "trainer.tensorboard": [],
+    "optim.name": [],
+    "optim.lr": [],
+    "optim.momentum": [],
+    "optim.weight_decay": [],
+    "optim.schedule": [],
+    "optim.betas": ["optim=adam"],
+    "dataset.num_classes": ["model=softmax"],
+    "dataset.num_features": [],
+    "dataset.n_train": [],
+    "dataset.n_val": [],
+    "dataset.std": [],
+    "dataset.seed": [],
+    "dataset.root": ["dataset=mnist", "model=softmax"],
+    "dataset.download": ["dataset=mnist", "model=softmax"],
+    "dataset.mirrors": ["dataset=mnist", "model=softmax"],
+    "dataset.checksums": ["dataset=mnist", "model=softmax"],
+    "dataset.classes": ["dataset=mnist", "model=softmax"],
+    "dataset.limit": ["dataset=mnist", "model=softmax"],
+}
+# Values that are fine for a key: the run must then train (quickly).
+ACCEPTED = {
+    ("seed", "0"),
+    ("trainer.epochs", "1"),
+    ("dataset.seed", "0"),
+    ("dataset.classes", "[1,2]"),
+    ("dataset.limit", "null"),
+    ("dataset.mirrors", "null"),
+    ("dataset.checksums", "null"),
+    ("optim.weight_decay", "0"),
+    ("trainer.tensorboard", "true"),
+    ("dataset.download", "true"),
+    ("trainer.batch_size", "1" + "0" * 30),  # larger than the data: one batch per epoch
+    ("optim.momentum", "0"),
+    ("dataset.classes", "null"),
+    ("dataset.limit", "1" + "0" * 30),  # more than there are: all of them
+}
+
+
+def _compose(overrides):
+    with initialize_config_dir(CONFIGS, version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_fake_mnist(root / "mnist", n_train=40, n_val=20)
+    return str(root)
+
+
+@pytest.mark.parametrize("value", BAD)
+@pytest.mark.parametrize("key", list(KEYS))
+def test_every_key_with_every_bad_value(tmp_path, mnist_root, key, value):
+    base = ["device=cpu", "trainer.epochs=1", "dataset.n_train=50", "dataset.n_val=50"]
+    if "dataset=mnist" in KEYS[key]:
+        base = ["device=cpu", "trainer.epochs=1", f"dataset.root={mnist_root}",
+                "dataset.download=false"]  # fmt: skip
+        base = [o for o in base if not o.startswith(key + "=")]
+        if key in ("dataset.root", "dataset.download"):
+            base.append("dataset.mirrors=[http://127.0.0.1:9/]")  # refused at once if used
+    try:
+        cfg = _compose([*KEYS[key], *base, f"{key}={value}"])
+    except HydraException:  # Hydra's own refusal: test_bad_input.py checks its one line
+        return
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    try:
+        metrics = train(cfg, run_dir=run_dir)
+    except UserError as exc:
+        message = str(exc)
+        assert "\n" not in message and message, message
+        assert (key, value) not in ACCEPTED, message
+        if isinstance(exc, ConfigError):
+            assert os.listdir(run_dir) == [], "a refused run wrote files"
+        return
+    assert (key, value) in ACCEPTED, f"{key}={value} was accepted: {metrics}"
+    assert 0 <= metrics["accuracy/val"] <= 1
+
+
+@pytest.mark.parametrize("group", ["trainer", "model", "optim", "loss", "device", "dataset"])
+def test_unknown_keys_refused_in_every_group_naming_the_known_ones(tmp_path, group):
+    cfg = _compose(["device=cpu", f"+{group}.bogus=1"])
+    with pytest.raises(
+        ConfigError, match=rf"(unknown key {group}.bogus|no option 'bogus').*(only|are) \w"
+    ):
+        train(cfg, run_dir=tmp_path)
+
+
+def test_unknown_top_level_key_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key bogus; the config has only dataset"):
+        train(_compose(["device=cpu", "+bogus=1"]), run_dir=tmp_path)
+
+
+def test_missing_group_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no model group; choose one"):
+        train(_compose(["device=cpu", "~model"]), run_dir=tmp_path)
+
+
+def test_huge_generated_data_set_refused_before_allocating(tmp_path):
+    cfg = _compose(["device=cpu", "dataset.n_train=100000000", "dataset.num_features=100"])
+    with pytest.raises(ConfigError, match="lower dataset.n_train or dataset.num_features"):
+        train(cfg, run_dir=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lr=1e4", "model=linear", "loss=square"], r"in epoch 1: .*no epoch finished"),
+        (
+            [
+                "model.init=normal",
+                "model.init_scale=1e4",
+                "model=linear",
+                "loss=square",
+                "optim.lr=1",
+            ],
+            "lower optim.lr .* or model.init_scale",
+        ),  # fmt: skip
+    ],
+)
+def test_divergence_messages_say_what_is_true(tmp_path, overrides, message):
+    from mlrefresh.errors import DivergedError
+
+    cfg = _compose(["device=cpu", "optim.schedule=constant", *overrides])
+    with pytest.raises(DivergedError, match=message):
+        train(cfg, run_dir=tmp_path)
