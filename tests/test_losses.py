@@ -185,13 +185,6 @@ def test_misuse_raises_value_error(call, message):
         call()
 
 
-def test_once_differentiable_refuses_double_backward():
-    z = torch.randn(3, 2, requires_grad=True)
-    (g,) = torch.autograd.grad(softmax_ce(z, torch.tensor([0, 1, 1])), z, create_graph=True)
-    with pytest.raises(RuntimeError):
-        g.sum().backward()
-
-
 # --- torch.compile gives the same values and gradients as eager ----------------------------------
 
 
@@ -216,3 +209,163 @@ def test_compiled_losses_match_eager():
         compiled = _grad(torch.compile(fn, fullgraph=True), x, t)
         torch.testing.assert_close(compiled[0], eager[0])
         torch.testing.assert_close(compiled[1], eager[1])
+
+
+# --- every autograd feature PyTorch's own losses support ----------------------------------------
+# (loss name, our loss of x, PyTorch's, a random input x of shape [N] or [N, K] in dtype)
+
+
+def _cases(dtype, n=6, k=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    classes = torch.randint(0, k, (n,), generator=gen)
+    bits = torch.randint(0, 2, (n,), generator=gen).to(dtype)
+    target = torch.rand(n, k, generator=gen, dtype=F64).to(dtype)
+    sq_theirs = lambda y: 0.5 * F.mse_loss(torch.sigmoid(y), target, reduction="sum") / n  # noqa: E731
+    return [
+        ("softmax", lambda z: softmax_ce(z, classes), lambda z: F.cross_entropy(z, classes),
+         3 * torch.randn(n, k, generator=gen, dtype=F64).to(dtype)),
+        ("bernoulli", lambda z: bernoulli_ce(z, bits),
+         lambda z: F.binary_cross_entropy_with_logits(z, bits),
+         3 * torch.randn(n, generator=gen, dtype=F64).to(dtype)),
+        ("square", lambda y: square_loss(torch.sigmoid(y), target), sq_theirs,
+         torch.randn(n, k, generator=gen, dtype=F64).to(dtype)),
+    ]  # fmt: skip
+
+
+CASES64 = _cases(F64)
+IDS = [c[0] for c in CASES64]
+TOL = {F64: {"rtol": 1e-9, "atol": 1e-12}, torch.float32: {"rtol": 1e-4, "atol": 1e-6}}
+
+
+@pytest.mark.parametrize("case", CASES64, ids=IDS)
+def test_gradcheck_batched_and_forward_mode(case):
+    _, ours, _, x = case
+    x = x.requires_grad_()
+    assert torch.autograd.gradcheck(ours, (x,), check_batched_grad=True, check_forward_ad=True)
+
+
+@pytest.mark.parametrize("case", CASES64, ids=IDS)
+def test_gradgradcheck(case):
+    _, ours, _, x = case
+    assert torch.autograd.gradgradcheck(ours, (x.requires_grad_(),), check_batched_grad=True)
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+@pytest.mark.parametrize("index", range(3), ids=IDS)
+def test_hessian_equals_pytorchs(index, dtype):
+    _, ours, theirs, x = _cases(dtype)[index]
+    h_ours = torch.autograd.functional.hessian(ours, x)
+    h_theirs = torch.autograd.functional.hessian(theirs, x)
+    assert h_theirs.abs().max() > 1e-3  # not a trivially zero Hessian
+    torch.testing.assert_close(h_ours, h_theirs, **TOL[dtype])
+    torch.testing.assert_close(torch.func.hessian(ours)(x), h_theirs, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+@pytest.mark.parametrize("index", range(3), ids=IDS)
+def test_gradient_penalty_through_a_linear_layer(index, dtype):
+    """loss + |dloss/dx|^2 through a Linear layer: dW needs the loss's second derivative."""
+    name, _, _, _ = CASES64[index]
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 3, generator=gen, dtype=F64).to(dtype).requires_grad_()
+    out = 4 if name != "bernoulli" else 1
+    weight = torch.randn(out, 3, generator=gen, dtype=F64).to(dtype)
+    grads = []
+    for which in (1, 2):
+        w = weight.clone().requires_grad_()
+        _, ours, theirs, _ = _cases(dtype)[index]
+        fn = ours if which == 1 else theirs
+        z = (x @ w.T).squeeze(1) if out == 1 else x @ w.T
+        loss = fn(z)
+        (gx,) = torch.autograd.grad(loss, x, create_graph=True)
+        (dw,) = torch.autograd.grad(loss + gx.square().sum(), w)
+        grads.append(dw)
+    torch.testing.assert_close(grads[0], grads[1], **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+@pytest.mark.parametrize("index", range(3), ids=IDS)
+def test_vmap_per_sample_gradients_equal_a_loop(index, dtype):
+    """torch.func.vmap(grad(...)): the gradient of each sample's own loss, in one call."""
+    _, ours, _, x = _cases(dtype)[index]
+    name = IDS[index]
+    n = x.shape[0]
+    gen = torch.Generator().manual_seed(2)
+    if name == "softmax":
+        t = torch.randint(0, x.shape[1], (n,), generator=gen)
+        per = lambda xi, ti: softmax_ce(xi[None], ti[None])  # noqa: E731
+    elif name == "bernoulli":
+        t = torch.randint(0, 2, (n,), generator=gen).to(dtype)
+        per = lambda xi, ti: bernoulli_ce(xi[None], ti[None])  # noqa: E731
+    else:
+        t = torch.rand(x.shape, generator=gen, dtype=F64).to(dtype)
+        per = lambda xi, ti: square_loss(torch.sigmoid(xi[None]), ti[None])  # noqa: E731
+    batched = torch.func.vmap(torch.func.grad(per))(x, t)
+    loop = torch.stack([_grad(lambda a, b: per(a, b), x[i], t[i])[1] for i in range(n)])
+    torch.testing.assert_close(batched, loop, **TOL[dtype])
+    jac = torch.autograd.functional.jacobian(ours, x, vectorize=True)
+    torch.testing.assert_close(jac, _grad(lambda a: ours(a), x)[1], **TOL[dtype])
+
+
+@pytest.mark.parametrize("index", range(3), ids=IDS)
+def test_jvp_equals_finite_differences_and_pytorchs(index):
+    _, ours, theirs, x = CASES64[index]
+    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=F64)
+    value, tangent = torch.func.jvp(ours, (x,), (v,))
+    eps = 1e-6
+    finite = (ours(x + eps * v) - ours(x - eps * v)) / (2 * eps)
+    torch.testing.assert_close(tangent, finite, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(tangent, torch.func.jvp(theirs, (x,), (v,))[1])
+    torch.testing.assert_close(torch.func.jacfwd(ours)(x), torch.func.jacrev(theirs)(x))
+
+
+# --- exact at every batch size: tied, extreme and low-precision logits -------------------------
+
+SIZES = [1, 1023, 1024, 60000]  # the CPU path changes at 1024 rows
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize(
+    ("dtype", "big"),
+    [(torch.float32, 1e7), (torch.float32, 1e8), (torch.float32, 1e30), (F64, 1e17), (F64, 1e300)],
+)
+def test_tied_large_logits_give_log_2_at_every_size(n, dtype, big):
+    z = torch.tensor([[big, big, 0.0]], dtype=dtype).repeat(n, 1)
+    t = torch.zeros(n, dtype=torch.long)
+    value, grad = _grad(softmax_ce, z, t)
+    assert value.item() == pytest.approx(0.6931471805599453, rel=1e-6)
+    expected = torch.tensor([-0.5, 0.5, 0.0], dtype=dtype) / n
+    torch.testing.assert_close(grad, expected.expand(n, 3), rtol=1e-5, atol=0)
+    torch.testing.assert_close(grad.sum(1), torch.zeros(n, dtype=dtype))  # p sums to 1
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_extreme_logits_match_pytorch_at_every_size(n, dtype):
+    gen = torch.Generator().manual_seed(n)
+    z = (torch.randn(n, 10, generator=gen, dtype=F64) * 1000).to(dtype)
+    t = torch.randint(0, 10, (n,), generator=gen)
+    ours, theirs = _grad(softmax_ce, z, t), _grad(F.cross_entropy, z, t)
+    torch.testing.assert_close(ours[0], theirs[0])
+    torch.testing.assert_close(ours[1], theirs[1])
+
+
+def _errors(fn, ref, z, t):
+    value, grad = _grad(fn, z, t)
+    ref_value, ref_grad = _grad(ref, z.to(F64), t)
+    return (value.double() - ref_value).abs().item(), (grad.double() - ref_grad).abs().max().item()
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_low_precision_error_no_worse_than_pytorchs(n, dtype):
+    """Against a float64 reference on the same rounded inputs: our error at most PyTorch's
+    (plus one unit in the last place of the result, for ties in rounding)."""
+    gen = torch.Generator().manual_seed(7)
+    z = (3 * torch.randn(n, 10, generator=gen)).to(dtype)
+    t = torch.randint(0, 10, (n,), generator=gen)
+    ulp = torch.finfo(dtype).eps
+    ours = _errors(softmax_ce, F.cross_entropy, z, t)
+    theirs = _errors(F.cross_entropy, F.cross_entropy, z, t)
+    assert ours[0] <= theirs[0] + 2 * ulp, (ours, theirs)
+    assert ours[1] <= theirs[1] + ulp / n, (ours, theirs)

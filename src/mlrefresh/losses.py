@@ -23,30 +23,36 @@ Each wrapper checks shapes (free) and, unless `check=False`, the target values (
 sync). The training loop validates labels once when the data is loaded and passes
 `check=False`, so its step loop never waits on the device. Under torch.compile the value
 checks are skipped (they would break the graph); shapes are still checked.
+
+Each Function also works under every autograd feature PyTorch's own losses do: second
+derivatives (create_graph=True, `torch.autograd.functional.hessian`, a gradient penalty) are
+exact because the backward then runs the same formula out of place, in differentiable
+operations; `generate_vmap_rule = True` gives `torch.func.vmap` (per-sample gradients),
+`jacrev`, `hessian` and batched gradients; `jvp` gives forward mode (`torch.func.jvp`, `jacfwd`).
 """
 
 import functools
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 __all__ = ["square_loss", "bernoulli_ce", "softmax_ce", "SquareLoss", "BernoulliCE", "SoftmaxCE"]
 
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
-def _first_order(backward):
-    """What once_differentiable guarantees (a second derivative raises instead of being silently
-    wrong), without its cost on the usual path: backward runs with grad mode off unless the
-    caller asked for create_graph=True, and only then is once_differentiable's wrapper used."""
-    guarded = once_differentiable(backward)
 
-    @functools.wraps(backward)
-    def wrapper(ctx, *grads):
-        if torch.is_grad_enabled():
-            return guarded(ctx, *grads)
-        return backward(ctx, *grads)
-
-    return wrapper
+def _in_place_ok(grad=None) -> bool:
+    """In-place updates of the backward's own temporaries save an allocation; they are safe
+    only on the plain path. With create_graph=True (a second derivative: the backward must
+    itself be differentiable), under torch.func transforms, and when the incoming gradient is
+    batched by the older vmap that gradcheck's batched check and jacobian(vectorize=True) use,
+    the same formula runs out of place."""
+    return not (
+        torch.compiler.is_compiling()  # the compiler fuses the out-of-place form anyway
+        or torch.is_grad_enabled()
+        or torch._C._are_functorch_transforms_active()
+        or (grad is not None and torch._C._functorch.is_legacy_batchedtensor(grad))
+    )
 
 
 @functools.cache
@@ -57,22 +63,32 @@ def _cached_minus_one(device, dtype):
 def _minus_ones(like, n):
     """An [n, 1] column of -1 to subtract a one-hot: in eager mode a cached [1, 1] tensor,
     expanded (not copied), one kernel launch less per backward than a freshly filled column."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not _in_place_ok():
         return like.new_full((n, 1), -1.0)
     return _cached_minus_one(like.device, like.dtype).expand(n, 1)
 
 
 def _log_softmax(z):
-    """log softmax(z) over dim 1. torch.log_softmax is one fused kernel, the fastest choice for
-    a mini-batch; but for many rows of few classes its CPU kernel is about 5x slower than
-    z - logsumexp(z) (K=10: 5 ms against 1 ms at N=60000), so large CPU inputs take that form."""
+    """log softmax(z) over dim 1, exact for any logits (max-shifted: z - max - log sum e^(z-max)).
+
+    torch.log_softmax is one fused kernel, the fastest choice for a mini-batch; but for many rows
+    of few classes its CPU kernel is about 5x slower than the same formula written out in
+    elementwise kernels (K=10: 5 ms against 1 ms at N=60000), so large CPU inputs take that form.
+    Both are the same max-shifted formula: tied logits of 1e7 give log 2, at any batch size.
+    fp16/bf16 logits are computed in float32 and rounded once, as PyTorch's own kernels do.
+    """
+    if z.dtype in _LOW_PRECISION:
+        return _log_softmax(z.float()).to(z.dtype)
     if z.shape[0] >= 1024 and z.device.type == "cpu":
-        return z - torch.logsumexp(z, dim=1, keepdim=True)
+        shifted = z - z.amax(dim=1, keepdim=True)
+        return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
     return torch.log_softmax(z, dim=1)
 
 
 class SquareLoss(torch.autograd.Function):
     """1/2 (y - t)^2, summed over the output dimension, mean over the N samples."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(y, t):
@@ -83,19 +99,28 @@ class SquareLoss(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         y, t = inputs
         ctx.save_for_backward(y, t)
+        ctx.save_for_forward(y, t)
 
     @staticmethod
-    @_first_order
     def backward(ctx, grad):
         y, t = ctx.saved_tensors
         scale = grad / y.shape[0]
-        dy = (y - t).mul_(scale)  # d/dy of 1/2 (y - t)^2 / N
+        dy = (y - t).mul_(scale) if _in_place_ok(grad) else (y - t) * scale  # (y - t) / N
         dt = -dy if ctx.needs_input_grad[1] else None
         return dy, dt
+
+    @staticmethod
+    def jvp(ctx, y_dot, t_dot):
+        y, t = ctx.saved_tensors
+        diff = y - t
+        tangent = y_dot if t_dot is None else y_dot - t_dot
+        return (diff * tangent).sum() / y.shape[0]
 
 
 class BernoulliCE(torch.autograd.Function):
     """-t log sigmoid(z) - (1 - t) log(1 - sigmoid(z)) = softplus(z) - t z, mean over samples."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(z, t):
@@ -109,19 +134,32 @@ class BernoulliCE(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         z, t = inputs
         ctx.save_for_backward(z, t)
+        ctx.save_for_forward(z, t)
 
     @staticmethod
-    @_first_order
     def backward(ctx, grad):
         z, t = ctx.saved_tensors
         scale = grad / z.shape[0]
-        dz = torch.sigmoid(z).sub_(t).mul_(scale)  # (sigmoid(z) - t) / N
+        if _in_place_ok(grad):
+            dz = torch.sigmoid(z).sub_(t).mul_(scale)  # (sigmoid(z) - t) / N
+        else:
+            dz = (torch.sigmoid(z) - t) * scale
         dt = (-z * scale) if ctx.needs_input_grad[1] else None
         return dz, dt
+
+    @staticmethod
+    def jvp(ctx, z_dot, t_dot):
+        z, t = ctx.saved_tensors
+        tangent = ((torch.sigmoid(z) - t) * z_dot).sum()
+        if t_dot is not None:
+            tangent = tangent - (z * t_dot).sum()
+        return tangent / z.shape[0]
 
 
 class SoftmaxCE(torch.autograd.Function):
     """-log softmax(z)[t], mean over samples; log softmax(z) = z - logsumexp(z)."""
+
+    generate_vmap_rule = True
 
     @staticmethod
     def forward(z, t):
@@ -130,31 +168,63 @@ class SoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        _, t = inputs
+        z, t = inputs
         _, log_p = output
         ctx.mark_non_differentiable(log_p)
-        ctx.save_for_backward(log_p, t)
+        ctx.save_for_backward(z, log_p, t)
+        ctx.save_for_forward(log_p, t)
 
     @staticmethod
-    @_first_order
     def backward(ctx, grad, _grad_log_p):
-        log_p, t = ctx.saved_tensors
+        z, log_p, t = ctx.saved_tensors
         n = log_p.shape[0]
-        dz = log_p.exp()  # softmax(z)
-        dz.scatter_add_(1, t.unsqueeze(1), _minus_ones(dz, n))  # - onehot(t)
-        return dz.mul_(grad / n), None  # (softmax(z) - onehot(t)) / N
+        minus_onehot = _minus_ones(log_p, n)
+        if _in_place_ok(grad):
+            dz = log_p.exp()  # softmax(z)
+            dz.scatter_add_(1, t.unsqueeze(1), minus_onehot)  # - onehot(t)
+            return dz.mul_(grad / n), None  # (softmax(z) - onehot(t)) / N
+        # the same formula out of place, with softmax(z) recomputed from z so that autograd can
+        # differentiate it (log_p is a non-differentiable output)
+        p = torch.softmax(z.float() if z.dtype in _LOW_PRECISION else z, dim=1).to(z.dtype)
+        dz = p.scatter_add(1, t.unsqueeze(1), minus_onehot.to(p.dtype))
+        return dz * (grad / n), None
+
+    @staticmethod
+    def jvp(ctx, z_dot, t_dot):
+        log_p, t = ctx.saved_tensors
+        p = log_p.exp()
+        n = log_p.shape[0]
+        dz = p.scatter_add(1, t.unsqueeze(1), log_p.new_full((n, 1), -1.0))
+        return (dz * z_dot).sum() / n, None  # log_p: not differentiable
 
 
-def _apply(function, *args):
+# The same Functions minus their forward-mode rule, for torch.compile: Dynamo does not trace a
+# Function with a custom jvp (a graph break, an error under fullgraph=True).
+_NO_JVP = {"jvp": torch.autograd.Function.jvp}
+_SquareLossForCompile = type("SquareLoss", (SquareLoss,), _NO_JVP)
+_BernoulliCEForCompile = type("BernoulliCE", (BernoulliCE,), _NO_JVP)
+_SoftmaxCEForCompile = type("SoftmaxCE", (SoftmaxCE,), _NO_JVP)
+
+
+def _apply(function, for_compile, *args):
     """function.apply(*args), minus the inspect.signature call that torch 2.13's Python-side
     apply makes on every call for Functions with setup_context (about 15 us, pytorch#189573).
 
     The C++ apply underneath does the real work (setup_context included); the Python wrapper is
     kept where it matters: under torch.compile and under functorch transforms (vmap, grad).
     """
-    if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+    if torch.compiler.is_compiling():
+        return for_compile.apply(*args)
+    if torch._C._are_functorch_transforms_active():
         return function.apply(*args)
     return super(torch.autograd.Function, function).apply(*args)
+
+
+def _can_check() -> bool:
+    """Value checks read the data (a host sync, a data-dependent branch): not possible while
+    torch.compile traces or inside torch.func transforms (vmap, grad, jacrev), where tensors
+    are stand-ins; shapes are still checked there."""
+    return not torch.compiler.is_compiling() and not torch._C._are_functorch_transforms_active()
 
 
 def _check_batch(name, pred):
@@ -178,7 +248,7 @@ def square_loss(y: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torc
     if y.dim() not in (1, 2):
         raise ValueError(f"square_loss: outputs must be [N] or [N, K], got {tuple(y.shape)}")
     _check_batch("square_loss", y)
-    return _apply(SquareLoss, y, t.to(y.dtype))
+    return _apply(SquareLoss, _SquareLossForCompile, y, t.to(y.dtype))
 
 
 def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -190,10 +260,10 @@ def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> tor
         )
     _check_batch("bernoulli_ce", z)
     t = t.to(z.dtype)
-    if check and not torch.compiler.is_compiling() and bool(((t != 0) & (t != 1)).any()):
+    if check and _can_check() and bool(((t != 0) & (t != 1)).any()):
         bad = t[(t != 0) & (t != 1)][0].item()
         raise ValueError(f"bernoulli_ce: targets must be 0 or 1, found {bad}")
-    return _apply(BernoulliCE, z, t)
+    return _apply(BernoulliCE, _BernoulliCEForCompile, z, t)
 
 
 def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -207,7 +277,7 @@ def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch
         raise ValueError(f"softmax_ce: targets must be int64 class indices, got {t.dtype}")
     _check_batch("softmax_ce", z)
     k = z.shape[1]
-    if check and not torch.compiler.is_compiling() and bool(((t < 0) | (t >= k)).any()):
+    if check and _can_check() and bool(((t < 0) | (t >= k)).any()):
         bad = t[(t < 0) | (t >= k)][0].item()
         raise ValueError(f"softmax_ce: class index {bad} is outside [0, {k}) for K={k} logits")
-    return _apply(SoftmaxCE, z, t)[0]
+    return _apply(SoftmaxCE, _SoftmaxCEForCompile, z, t)[0]
