@@ -1,9 +1,15 @@
-"""Files a run writes, written whole or not at all: a temporary name of its own, then a rename.
+"""Files a run writes, written whole or not at all, and last.pt, the state a run resumes from.
+
+Every file goes to a temporary name of its own, then is renamed into place.
 
 A kill at any moment leaves the previous file or the new one, never half of one; the temporary
 name is unique (`.model.pt.<random>.tmp`), so two writers in one folder never share it, and it
 is removed whatever goes wrong (a full disk, Ctrl-C). A write that fails says so in one line
 (`OutputError`).
+
+`save_last` writes last.pt at the end of an epoch: model, optimizer, RNG states, the metrics so
+far and the config; `load_last` reads it back for `trainer.resume=<run dir>`, refusing a missing
+or corrupt file in one line (`ResumeError`).
 
 Example:
     >>> import os, tempfile
@@ -21,9 +27,12 @@ import tempfile
 
 import torch
 
-from mlrefresh.errors import OutputError
+from mlrefresh.errors import OutputError, ResumeError
 
-__all__ = ["save_atomically", "save_json", "save_torch"]
+__all__ = ["LAST", "load_last", "save_atomically", "save_json", "save_last", "save_torch"]
+
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def save_atomically(path, write) -> None:
@@ -32,6 +41,7 @@ def save_atomically(path, write) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a result file is as open() makes it
         os.close(fd)
         write(tmp)
         os.replace(tmp, path)
@@ -66,3 +76,61 @@ def save_json(path, obj) -> None:
 
 def save_torch(path, obj) -> None:
     save_atomically(path, lambda tmp: torch.save(obj, tmp))
+
+
+# --- last.pt: everything a run needs to continue exactly where it stopped ----------------------
+
+LAST = "last.pt"
+_KEYS = ("epoch", "model", "optimizer", "rng", "history", "config", "seconds")
+
+
+def _cpu(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_cpu(v) for v in tree]
+    return tree
+
+
+def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, seconds) -> None:
+    """last.pt after `epoch`: model, optimizer state, the RNG states that decide what happens
+    next (the batch-order generator and torch's global one), the metrics of every epoch so far
+    and the resolved config. Loadable with torch.load(..., weights_only=True)."""
+    rng = {"batch_order": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    state = {
+        "epoch": epoch,
+        "model": _cpu(model.state_dict()),
+        "optimizer": _cpu(optimizer.state_dict()),
+        "rng": rng,
+        "history": history,
+        "config": config,
+        "seconds": seconds,
+    }
+    save_torch(os.path.join(run_dir, LAST), state)
+
+
+def load_last(run_dir) -> dict:
+    """The state saved by save_last, or a ResumeError (one line) saying why not."""
+
+    path = os.path.join(run_dir, LAST)
+    if not os.path.isdir(run_dir):
+        raise ResumeError(f"trainer.resume={run_dir}: no such folder; give an earlier run's folder")
+    if not os.path.exists(path):
+        is_run = os.path.isdir(os.path.join(run_dir, ".hydra"))
+        what = "a run folder without last.pt" if is_run else "not a run folder"
+        raise ResumeError(
+            f"trainer.resume={run_dir}: {what} (no {LAST}); resume a run that finished at least "
+            "one epoch, e.g. trainer.resume=outputs/runs/<date>/<time>"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated zip, a pickle error, an unexpected type, ...
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ResumeError(f"{path} is corrupt ({why[:120]}); it cannot be resumed") from None
+    if not isinstance(state, dict) or any(k not in state for k in _KEYS):
+        raise ResumeError(f"{path} is not a checkpoint of this project; it cannot be resumed")
+    return state

@@ -17,6 +17,7 @@ Example (this is scripts/train.py):
         sys.exit(launch(main))
 """
 
+import os
 import re
 import sys
 
@@ -75,8 +76,34 @@ def exit_status() -> int:
     return max(_codes, default=0)
 
 
+def _resume_in_place(argv: list[str]) -> None:
+    """`trainer.resume=DIR` continues the run in DIR: Hydra is told to use DIR as the run folder
+    and not to overwrite the run's .hydra/ record with the resuming command's config."""
+    values = [a.split("=", 1)[1] for a in argv[1:] if a.lstrip("+").startswith("trainer.resume=")]
+    if not values or values[-1] in ("", "null"):
+        return
+    folder = values[-1]
+    if any(a in ("-m", "--multirun") for a in argv) or any(
+        a.startswith("hydra.run.dir=") for a in argv
+    ):
+        raise ConfigError(
+            "trainer.resume continues one run in its own folder; drop -m and hydra.run.dir"
+        )
+    if not os.path.isdir(folder):
+        raise ConfigError(
+            f"trainer.resume={folder}: no such folder; give an earlier run's folder, e.g. "
+            "trainer.resume=outputs/runs/<date>/<time>"
+        )
+    argv += [f"hydra.run.dir={folder}", "hydra.output_subdir=null"]
+
+
 def launch(hydra_main) -> int:
     """Run the @hydra.main function as the program; return the process's exit code."""
+    try:
+        _resume_in_place(sys.argv)
+    except UserError as exc:
+        _say(f"error: {exc}")
+        return exc.exit_code
     signals.install()
     quiet_broken_pipe()
     quiet_writer_threads()

@@ -36,3 +36,8 @@ class DivergedError(UserError):
 class OutputError(UserError):
     """A run folder or result file that cannot be created or written (a path under a file, a
     read-only place, a full disk)."""
+
+
+class ResumeError(UserError):
+    """trainer.resume names a folder that cannot be continued (no run, no or a corrupt last.pt,
+    an override that contradicts the saved config)."""

@@ -37,6 +37,16 @@ class SGD:
         for p in self.params:
             p.grad = None
 
+    def state_dict(self) -> dict:
+        """What the next steps depend on (for last.pt): the momentum buffers, if any yet."""
+        return {"velocity": None if self.velocity is None else [v.clone() for v in self.velocity]}
+
+    def load_state_dict(self, state: dict) -> None:
+        velocity = state["velocity"]
+        self.velocity = None if velocity is None else [
+            v.to(p.device, p.dtype) for v, p in zip(velocity, self.params)
+        ]  # fmt: skip
+
     @torch.no_grad()
     def step(self):
         grads = [p.grad for p in self.params]
@@ -67,6 +77,15 @@ class Adam:
     def zero_grad(self):
         for p in self.params:
             p.grad = None
+
+    def state_dict(self) -> dict:
+        """What the next steps depend on (for last.pt): both moments and the step count."""
+        return {"m": [m.clone() for m in self.m], "s": [s.clone() for s in self.s], "t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.m = [m.to(p.device, p.dtype) for m, p in zip(state["m"], self.params)]
+        self.s = [s.to(p.device, p.dtype) for s, p in zip(state["s"], self.params)]
+        self.t = int(state["t"])
 
     @torch.no_grad()
     def step(self):

@@ -40,18 +40,25 @@ def _writing(run_dir):
 
 
 class RunWriter:
-    def __init__(self, run_dir: str, config_yaml: str, hparam_dict: dict, metric_tags):
+    """resume_after=k: a resumed run that saved epoch k. Its new event file purges any step > k
+    that the interrupted process logged after its last checkpoint (TensorBoard's purge_step),
+    so that every epoch is shown once; the config and HParams are in the first file already."""
+
+    def __init__(self, run_dir, config_yaml, hparam_dict, metric_tags, resume_after=0):
         self.run_dir = run_dir
         with _writing(run_dir):
-            self._open(run_dir, config_yaml, hparam_dict, metric_tags)
+            self._open(run_dir, config_yaml, hparam_dict, metric_tags, resume_after)
 
-    def _open(self, run_dir, config_yaml, hparam_dict, metric_tags):
+    def _open(self, run_dir, config_yaml, hparam_dict, metric_tags, resume_after):
+        clean = {k: hparam_value(v) for k, v in hparam_dict.items()}
+        experiment, start, self._end = hparams(clean, {tag: 0.0 for tag in metric_tags})
+        if resume_after:
+            self.writer = SummaryWriter(log_dir=run_dir, purge_step=resume_after + 1)
+            return
         self.writer = SummaryWriter(log_dir=run_dir)
         # four leading spaces make a Markdown code block, so the YAML keeps its indentation
         block = "\n".join("    " + line for line in config_yaml.splitlines())
         self.writer.add_text("config", block, global_step=0)
-        clean = {k: hparam_value(v) for k, v in hparam_dict.items()}
-        experiment, start, self._end = hparams(clean, {tag: 0.0 for tag in metric_tags})
         for summary in (experiment, start):
             self.writer.file_writer.add_summary(summary)
 

@@ -4,6 +4,9 @@ Epochs of shuffled mini-batches over tensors already on the device. The step loo
 logits it computed (and the gradient norms) on the device and never waits for it: no .item(),
 no host sync. At the end of the epoch all metrics are computed from those logits, as seen
 during the epoch's steps, and from one pass over the validation set, then read in one sync.
+After each epoch: the log line, the event file, and last.pt (checkpoint.save_last), so that
+Ctrl-C or SIGTERM (honoured at the next step boundary) loses at most the current epoch and
+`trainer.resume=<run dir>` continues exactly (resume.py).
 
 Example (the same as `python scripts/train.py trainer.epochs=3`, run from Python):
     >>> from hydra import compose, initialize_config_dir
@@ -13,27 +16,28 @@ Example (the same as `python scripts/train.py trainer.epochs=3`, run from Python
     0.994
 """
 
+import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Mapping
 
 import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from mlrefresh import checks, signals
-from mlrefresh.checkpoint import save_json, save_torch
-from mlrefresh.data import expected_num_classes, load_dataset
-from mlrefresh.device import resolve_device
-from mlrefresh.errors import ConfigError, DivergedError, UserError
-from mlrefresh.models import MODEL_KEYS, build_model, check_model, output_unit
-from mlrefresh.objective import Objective, check_pair
-from mlrefresh.optim import build_optimizer, check_optim
+from mlrefresh import signals
+from mlrefresh.checkpoint import save_json, save_last, save_torch
+from mlrefresh.data import load_dataset
+from mlrefresh.errors import DivergedError, UserError
+from mlrefresh.models import build_model
+from mlrefresh.objective import Objective
+from mlrefresh.optim import build_optimizer
+from mlrefresh.resume import command_line_keys, resume_config
 from mlrefresh.tensorboard import RunWriter
+from mlrefresh.validate import refuse_bad_config
 
 __all__ = ["train"]
 
@@ -48,24 +52,6 @@ def _run_dir(run_dir):
     if HydraConfig.initialized():
         return HydraConfig.get().runtime.output_dir
     raise ValueError("train(cfg) outside a Hydra app needs run_dir=<folder for the run's files>")
-
-
-TOP_KEYS = ("seed", "model", "loss", "trainer", "dataset", "device", "optim")
-TRAINER_KEYS = ("epochs", "batch_size", "tensorboard")
-
-
-def _check_top_and_trainer(cfg):
-    checks.known_keys("", cfg, TOP_KEYS)
-    for group in TOP_KEYS[1:]:
-        if not isinstance(cfg.get(group), Mapping):
-            raise ConfigError(f"the config has no {group} group; choose one, e.g. {group}=...")
-    for group, keys in (("loss", ("name",)), ("device", ("name",)), ("model", MODEL_KEYS)):
-        checks.known_keys(group, cfg[group], keys)
-    checks.known_keys("trainer", cfg.trainer, TRAINER_KEYS)
-    checks.whole("trainer.epochs", cfg.trainer.get("epochs"), low=1, high=10**6, example=20)
-    checks.whole("trainer.batch_size", cfg.trainer.get("batch_size"), low=1, example=64)
-    checks.flag("trainer.tensorboard", cfg.trainer.get("tensorboard", True))
-    checks.whole("seed", cfg.get("seed"), low=0, high=checks.MAX_SEED, example=0)
 
 
 def _flatten(tree, prefix=""):
@@ -134,84 +120,118 @@ def _diverged(value, epoch, cfg, run_dir) -> str:
     return f"the loss became {value} in epoch {epoch}: training diverged; {todo}. {kept}"
 
 
-def _refuse_bad_config(cfg):
-    """Check everything that can be checked before any work: the model/loss pair, values, the
-    device, and whether a one-output model meets more than two classes. Returns the device and
-    the data set's name and options."""
-    _check_top_and_trainer(cfg)
-    model_name = cfg.model.name
-    check_pair(cfg.loss.name, model_name, output_unit(model_name))
-    check_optim(cfg.optim)
-    device = resolve_device(cfg.device.name)
-    data_options = OmegaConf.to_container(cfg.dataset, resolve=True)
-    data_name = data_options.pop("name")
-    num_classes = expected_num_classes(data_name, data_options)
-    check_model(model_name, num_classes, cfg.model.init, cfg.model.init_scale)
-    return device, data_name, data_options
-
-
-def _interrupted(epoch, epochs, run_dir) -> signals.Interrupted:
-    signum = signals.pending()
-    done = epoch - 1
-    kept = f"; epochs 1-{done} are in {run_dir}" if done else "; no epoch had finished"
-    exc = signals.Interrupted(signum, f"interrupted at epoch {epoch}/{epochs}{kept}")
-    exc.kept = done > 0
+def _interrupted(epoch, epochs, run_dir, saved_epoch) -> signals.Interrupted:
+    if saved_epoch:
+        how = f"resume with: python scripts/train.py trainer.resume={run_dir}"
+    else:
+        how = "no epoch had finished, nothing to resume"
+    exc = signals.Interrupted(signals.pending(), f"interrupted at epoch {epoch}/{epochs}; {how}")
+    exc.kept = saved_epoch > 0
     return exc
 
 
-def _fit(model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir):
-    """The epochs: train, measure, check for divergence, log. Returns the last epoch's metrics."""
-    t_train, t_val = objective.targets(data.y_train), objective.targets(data.y_val)
+class _Run:
+    """What the epoch loop works on, and what last.pt saves of it."""
+
+    def __init__(self, model, objective, optimizer, schedule, generator, cfg, run_dir, resolved):
+        self.model, self.objective, self.optimizer = model, objective, optimizer
+        self.schedule, self.generator = schedule, generator
+        self.cfg, self.run_dir, self.resolved = cfg, run_dir, resolved
+        self.history: list[dict] = []  # the metrics of every finished epoch
+        self.saved_epoch = 0  # the epoch last.pt holds
+        self.seconds = 0.0  # training time of the epochs before this process
+
+    def restore(self, state) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["rng"]["batch_order"])  # a CPU tensor on every device
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.history = list(state["history"])
+        self.saved_epoch = state["epoch"]
+        self.seconds = float(state["seconds"])
+
+    def checkpoint(self, epoch, seconds) -> None:
+        save_last(self.run_dir, epoch=epoch, model=self.model, optimizer=self.optimizer,
+                  generator=self.generator, history=self.history, config=self.resolved,
+                  seconds=seconds)  # fmt: skip
+        self.saved_epoch = epoch
+
+
+def _fit(run: _Run, data, writer):
+    """The epochs after the saved ones: train, measure, check for divergence, log, checkpoint.
+    Returns the last epoch's metrics."""
+    cfg, run_dir = run.cfg, run.run_dir
+    t_train, t_val = run.objective.targets(data.y_train), run.objective.targets(data.y_val)
     epochs, batch_size = cfg.trainer.epochs, cfg.trainer.batch_size
+    every = cfg.trainer.get("checkpoint_every", 1)
     steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
-    values = {}
+    start, first = time.perf_counter(), run.saved_epoch + 1
+    show = sys.stdout.isatty()
     with logging_redirect_tqdm():
-        for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not sys.stdout.isatty()):
+        for epoch in tqdm(range(first, epochs + 1), desc="epochs", disable=not show):
             step0 = (epoch - 1) * steps_per_epoch
-            seen = _train_epoch(model, objective, optimizer, schedule, data.x_train, t_train,
-                                batch_size, generator, step0)  # fmt: skip
+            seen = _train_epoch(run.model, run.objective, run.optimizer, run.schedule,
+                                data.x_train, t_train, batch_size, run.generator,
+                                step0)  # fmt: skip
             if seen is None:
-                raise _interrupted(epoch, epochs, run_dir)
-            m = _epoch_metrics(objective, *seen, model, data.x_val, t_val)
+                raise _interrupted(epoch, epochs, run_dir, run.saved_epoch)
+            m = _epoch_metrics(run.objective, *seen, run.model, data.x_val, t_val)
             values = dict(zip(m, torch.stack(list(m.values())).tolist()))  # the one host sync
             bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
             if bad:
                 raise DivergedError(_diverged(bad[0], epoch, cfg, run_dir))
             _log_epoch(epoch, epochs, values)
+            run.history.append(values)
             if writer:
                 writer.scalars(epoch, values)
-    return values
+            if epoch % every == 0 or epoch == epochs:
+                run.checkpoint(epoch, run.seconds + time.perf_counter() - start)
+    return run.history[-1], run.seconds + time.perf_counter() - start
 
 
-def _train_and_save(
-    model, objective, optimizer, schedule, data, generator, writer, cfg, run_dir, resolved
-):
+def _train_and_save(run: _Run, data, writer):
     """The epochs, then model.pt and metrics.json; a signal meanwhile waits for a safe point."""
     with signals.deferred():  # a signal stops the loop at a step boundary, or waits for a save
         success = False
-        start = time.perf_counter()
         try:
-            values = _fit(model, objective, optimizer, schedule, data, generator, writer, cfg,
-                          run_dir)  # fmt: skip
+            values, seconds = _fit(run, data, writer)
             success = True
         finally:
             if writer:
                 writer.close(success)
-        seconds = time.perf_counter() - start
-
-        result = {**values, "epochs": cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
+        result = {**values, "epochs": run.cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
         result.setdefault("nll/val", None)
-        weights = {k: v.cpu() for k, v in model.state_dict().items()}  # loadable without a GPU
-        save_torch(os.path.join(run_dir, "model.pt"),
-                   {"state_dict": weights, "config": resolved, "metrics": result})  # fmt: skip
-        save_json(os.path.join(run_dir, "metrics.json"), result)
+        weights = {k: v.cpu() for k, v in run.model.state_dict().items()}  # loadable anywhere
+        save_torch(os.path.join(run.run_dir, "model.pt"),
+                   {"state_dict": weights, "config": run.resolved, "metrics": result})  # fmt: skip
+        save_json(os.path.join(run.run_dir, "metrics.json"), result)
     return result, seconds
 
 
+def _finished(run_dir, state, epochs):
+    path = os.path.join(run_dir, "metrics.json")
+    if state["epoch"] < epochs or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        result = json.load(f)
+    log.info("%s finished all %d epochs already; nothing to do (trainer.epochs=N extends it)",
+             run_dir, epochs)  # fmt: skip
+    return result
+
+
 def train(cfg, run_dir=None) -> dict:
-    """Train the configured model; returns the final metrics (also in run_dir/metrics.json)."""
+    """Train the configured model; returns the final metrics (also in run_dir/metrics.json).
+    With trainer.resume=<run dir>, continue that run in its folder (see resume.py)."""
+    state = None
+    if cfg.trainer.get("resume"):
+        cfg, state = resume_config(cfg, command_line_keys())
+        run_dir = cfg.trainer.resume
     run_dir = _run_dir(run_dir)
-    device, data_name, data_options = _refuse_bad_config(cfg)
+    device, data_name, data_options = refuse_bad_config(cfg)
+    if state is not None and (done := _finished(run_dir, state, cfg.trainer.epochs)):
+        return done
 
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
@@ -230,14 +250,19 @@ def train(cfg, run_dir=None) -> dict:
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
+    resolved["trainer"]["resume"] = None  # the config the run was started with
+    run = _Run(model, objective, optimizer, schedule, generator, cfg, run_dir, resolved)
+    if state is not None:
+        run.restore(state)
+        log.info("resuming %s after epoch %d/%d", run_dir, run.saved_epoch, cfg.trainer.epochs)
     writer = None
     if cfg.trainer.get("tensorboard", True):
         tags = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "grad_norm"]
         tags += ["nll/train", "nll/val"] if objective.has_nll else []
-        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), _flatten(resolved), tags)
+        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), _flatten(resolved), tags,
+                           resume_after=run.saved_epoch)  # fmt: skip
     try:
-        result, seconds = _train_and_save(model, objective, optimizer, schedule, data, generator,
-                                          writer, cfg, run_dir, resolved)  # fmt: skip
+        result, seconds = _train_and_save(run, data, writer)
     except UserError as exc:
         exc.kept = True  # the run did work: its folder stays (the event file, the log)
         raise
