@@ -1,11 +1,11 @@
-# make train | test | lint | bench | tensorboard   (ARGS="..." passes Hydra overrides to train)
+# make train | test | claims | lint | bench | tensorboard   (ARGS="..." passes arguments on)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: train test lint format bench tensorboard clean
+.PHONY: train test claims lint format bench tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+claims: $(STAMP)
+	$(BIN)/python scripts/claims.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

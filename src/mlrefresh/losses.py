@@ -36,7 +36,10 @@ import functools
 import torch
 import torch.nn.functional as F
 
-__all__ = ["square_loss", "bernoulli_ce", "softmax_ce", "SquareLoss", "BernoulliCE", "SoftmaxCE"]
+__all__ = [
+    "square_loss", "bernoulli_ce", "softmax_ce", "sample_grad",
+    "SquareLoss", "BernoulliCE", "SoftmaxCE",
+]  # fmt: skip
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -85,6 +88,41 @@ def _log_softmax(z):
     return torch.log_softmax(z, dim=1)
 
 
+# The lecture's derivatives, per sample and not yet divided by N: the backward passes below and
+# the diagnostics (sample_grad) both use these, so there is one formula for each.
+
+
+def _square_dy(y, t):
+    """d/dy of 1/2 (y - t)^2: y - t."""
+    return y - t
+
+
+def _bernoulli_dz(z, t, in_place=False):
+    """d/dz of softplus(z) - t z: sigmoid(z) - t."""
+    y = torch.sigmoid(z)
+    return y.sub_(t) if in_place else y - t
+
+
+def _softmax_dz(p, t, in_place=False):
+    """d/dz of -log softmax(z)[t], from p = softmax(z): p - onehot(t)."""
+    minus_onehot = _minus_ones(p, p.shape[0])
+    if in_place:
+        return p.scatter_add_(1, t.unsqueeze(1), minus_onehot)
+    return p.scatter_add(1, t.unsqueeze(1), minus_onehot.to(p.dtype))
+
+
+def sample_grad(loss: str, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """dL_i/dx_i for every sample i, not divided by N: `square` at outputs y, `bernoulli` and
+    `softmax` at logits z. What each backward returns, times N."""
+    if loss == "square":
+        return _square_dy(x, t.to(x.dtype))
+    if loss == "bernoulli":
+        return _bernoulli_dz(x, t.to(x.dtype))
+    if loss == "softmax":
+        return _softmax_dz(torch.softmax(x, dim=1), t)
+    raise ValueError(f"sample_grad: unknown loss {loss!r}; use square, bernoulli or softmax")
+
+
 class SquareLoss(torch.autograd.Function):
     """1/2 (y - t)^2, summed over the output dimension, mean over the N samples."""
 
@@ -105,16 +143,16 @@ class SquareLoss(torch.autograd.Function):
     def backward(ctx, grad):
         y, t = ctx.saved_tensors
         scale = grad / y.shape[0]
-        dy = (y - t).mul_(scale) if _in_place_ok(grad) else (y - t) * scale  # (y - t) / N
+        dy = _square_dy(y, t)
+        dy = dy.mul_(scale) if _in_place_ok(grad) else dy * scale  # (y - t) / N
         dt = -dy if ctx.needs_input_grad[1] else None
         return dy, dt
 
     @staticmethod
     def jvp(ctx, y_dot, t_dot):
         y, t = ctx.saved_tensors
-        diff = y - t
         tangent = y_dot if t_dot is None else y_dot - t_dot
-        return (diff * tangent).sum() / y.shape[0]
+        return (_square_dy(y, t) * tangent).sum() / y.shape[0]
 
 
 class BernoulliCE(torch.autograd.Function):
@@ -141,16 +179,16 @@ class BernoulliCE(torch.autograd.Function):
         z, t = ctx.saved_tensors
         scale = grad / z.shape[0]
         if _in_place_ok(grad):
-            dz = torch.sigmoid(z).sub_(t).mul_(scale)  # (sigmoid(z) - t) / N
+            dz = _bernoulli_dz(z, t, in_place=True).mul_(scale)  # (sigmoid(z) - t) / N
         else:
-            dz = (torch.sigmoid(z) - t) * scale
+            dz = _bernoulli_dz(z, t) * scale
         dt = (-z * scale) if ctx.needs_input_grad[1] else None
         return dz, dt
 
     @staticmethod
     def jvp(ctx, z_dot, t_dot):
         z, t = ctx.saved_tensors
-        tangent = ((torch.sigmoid(z) - t) * z_dot).sum()
+        tangent = (_bernoulli_dz(z, t) * z_dot).sum()
         if t_dot is not None:
             tangent = tangent - (z * t_dot).sum()
         return tangent / z.shape[0]
@@ -178,24 +216,18 @@ class SoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad, _grad_log_p):
         z, log_p, t = ctx.saved_tensors
         n = log_p.shape[0]
-        minus_onehot = _minus_ones(log_p, n)
         if _in_place_ok(grad):
-            dz = log_p.exp()  # softmax(z)
-            dz.scatter_add_(1, t.unsqueeze(1), minus_onehot)  # - onehot(t)
-            return dz.mul_(grad / n), None  # (softmax(z) - onehot(t)) / N
+            dz = _softmax_dz(log_p.exp(), t, in_place=True)  # softmax(z) - onehot(t)
+            return dz.mul_(grad / n), None  # ... / N
         # the same formula out of place, with softmax(z) recomputed from z so that autograd can
         # differentiate it (log_p is a non-differentiable output)
         p = torch.softmax(z.float() if z.dtype in _LOW_PRECISION else z, dim=1).to(z.dtype)
-        dz = p.scatter_add(1, t.unsqueeze(1), minus_onehot.to(p.dtype))
-        return dz * (grad / n), None
+        return _softmax_dz(p, t) * (grad / n), None
 
     @staticmethod
     def jvp(ctx, z_dot, t_dot):
         log_p, t = ctx.saved_tensors
-        p = log_p.exp()
-        n = log_p.shape[0]
-        dz = p.scatter_add(1, t.unsqueeze(1), log_p.new_full((n, 1), -1.0))
-        return (dz * z_dot).sum() / n, None  # log_p: not differentiable
+        return (_softmax_dz(log_p.exp(), t) * z_dot).sum() / log_p.shape[0], None
 
 
 # The same Functions minus their forward-mode rule, for torch.compile: Dynamo does not trace a

@@ -76,6 +76,19 @@ class Objective:
             return (torch.logsumexp(z, 1) - (z * t).sum(1)).mean()
         return softmax_ce(z, t, check=False)
 
+    def labels(self, t: torch.Tensor) -> torch.Tensor:
+        """Class indices from training targets (0/1 floats, one-hot rows or indices)."""
+        if self.binary:
+            return t.long()
+        return t.argmax(1) if self.one_hot else t
+
+    @torch.no_grad()
+    def log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """log p_model(y = k | x) for every class, [N, K] (models with a probability output)."""
+        if self.binary:
+            return torch.stack([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
+        return torch.log_softmax(z, dim=1)
+
     @torch.no_grad()
     def correct(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """How many predictions are right, as a 0-dim tensor (no host sync)."""

@@ -31,8 +31,9 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from mlrefresh import signals
 from mlrefresh.checkpoint import save_json, save_last, save_torch
 from mlrefresh.data import load_dataset
+from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
 from mlrefresh.errors import DivergedError, UserError
-from mlrefresh.models import build_model
+from mlrefresh.models import build_model, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
 from mlrefresh.resume import command_line_keys, resume_config
@@ -88,8 +89,9 @@ def _train_epoch(model, objective, optimizer, schedule, x, t, batch_size, genera
 
 
 @torch.no_grad()
-def _epoch_metrics(objective, z_train, t_train, grad_norms, model, x_val, t_val):
-    """Every metric of the epoch as 0-dim device tensors (read by the caller in one sync)."""
+def _epoch_metrics(objective, z_train, t_train, grad_norms, model, x_val, t_val, p_val):
+    """Every metric of the epoch as 0-dim device tensors (read by the caller in one sync).
+    p_val: the true p(y|x) of the validation inputs (generated data), or None."""
     z_val = model(x_val)
     metrics = {}
     for split, z, t in (("train", z_train, t_train), ("val", z_val, t_val)):
@@ -99,6 +101,9 @@ def _epoch_metrics(objective, z_train, t_train, grad_norms, model, x_val, t_val)
             metrics[f"nll/{split}"] = objective.nll(z, t)
     per_step = torch.stack([g for norms in grad_norms for g in norms]).view(len(grad_norms), -1)
     metrics["grad_norm"] = per_step.square().sum(1).sqrt().mean()  # mean over steps of |grad|
+    metrics.update(gradient_diagnostics(objective, z_train, t_train))
+    if p_val is not None and objective.has_nll:
+        metrics.update(likelihood_diagnostics(objective, z_val, p_val))
     return metrics
 
 
@@ -107,7 +112,11 @@ def _log_epoch(epoch, epochs, m):
     line += f"  acc {m['accuracy/train']:.2%}/{m['accuracy/val']:.2%}"
     if "nll/val" in m:
         line += f"  nll {m['nll/train']:.4f}/{m['nll/val']:.4f}"
-    log.info(line + f"  |grad| {m['grad_norm']:.3g}  (train/val)")
+    line += f" (train/val)  |grad| {m['grad_norm']:.3g}  |dL/dz| {m['diag/dz_abs']:.3g}"
+    line += f"  stalled {m['diag/stalled']:.0%}"
+    if "kl/val" in m:
+        line += f"  kl/val {m['kl/val']:.4f}"
+    log.info(line)
 
 
 def _diverged(value, epoch, cfg, run_dir) -> str:
@@ -164,6 +173,7 @@ def _fit(run: _Run, data, writer):
     Returns the last epoch's metrics."""
     cfg, run_dir = run.cfg, run.run_dir
     t_train, t_val = run.objective.targets(data.y_train), run.objective.targets(data.y_val)
+    p_val = data.posterior(data.x_val) if data.posterior is not None else None
     epochs, batch_size = cfg.trainer.epochs, cfg.trainer.batch_size
     every = cfg.trainer.get("checkpoint_every", 1)
     steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
@@ -177,7 +187,7 @@ def _fit(run: _Run, data, writer):
                                 step0)  # fmt: skip
             if seen is None:
                 raise _interrupted(epoch, epochs, run_dir, run.saved_epoch)
-            m = _epoch_metrics(run.objective, *seen, run.model, data.x_val, t_val)
+            m = _epoch_metrics(run.objective, *seen, run.model, data.x_val, t_val, p_val)
             values = dict(zip(m, torch.stack(list(m.values())).tolist()))  # the one host sync
             bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
             if bad:
@@ -202,7 +212,8 @@ def _train_and_save(run: _Run, data, writer):
             if writer:
                 writer.close(success)
         result = {**values, "epochs": run.cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
-        result.setdefault("nll/val", None)
+        for key in ("nll/val", "kl/val", "entropy/val"):
+            result.setdefault(key, None)
         weights = {k: v.cpu() for k, v in run.model.state_dict().items()}  # loadable anywhere
         save_torch(os.path.join(run.run_dir, "model.pt"),
                    {"state_dict": weights, "config": run.resolved, "metrics": result})  # fmt: skip
@@ -242,8 +253,11 @@ def train(cfg, run_dir=None) -> dict:
             exc.signum, f"{exc} while loading the data; nothing saved"
         ) from None
     log.info("%s on %s", data.description, device)
-    model = build_model(cfg.model.name, data.num_features, data.num_classes, cfg.model.init,
-                        cfg.model.init_scale).to(device)  # fmt: skip
+    m = cfg.model
+    model = build_model(m.name, data.num_features, data.num_classes, m.init, m.init_scale,
+                        m.get("hidden", 16), m.get("activation", "tanh")).to(device)  # fmt: skip
+    if m.init == "wrong":
+        wrong_start(model, data.x_train, data.y_train, m.init_scale)
     objective = Objective(cfg.loss.name, model)
     total_steps = cfg.trainer.epochs * math.ceil(len(data.x_train) / cfg.trainer.batch_size)
     optimizer, schedule = build_optimizer(cfg.optim, model.parameters(), total_steps)
@@ -258,7 +272,9 @@ def train(cfg, run_dir=None) -> dict:
     writer = None
     if cfg.trainer.get("tensorboard", True):
         tags = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "grad_norm"]
+        tags += ["diag/dz_abs", "diag/stalled", "diag/dead"]
         tags += ["nll/train", "nll/val"] if objective.has_nll else []
+        tags += ["kl/val", "entropy/val"] if objective.has_nll and data.posterior else []
         writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), _flatten(resolved), tags,
                            resume_after=run.saved_epoch)  # fmt: skip
     try:

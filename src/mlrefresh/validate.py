@@ -22,7 +22,7 @@ from mlrefresh import checks
 from mlrefresh.data import expected_num_classes
 from mlrefresh.device import resolve_device
 from mlrefresh.errors import ConfigError
-from mlrefresh.models import MODEL_KEYS, check_model, output_unit
+from mlrefresh.models import check_model, model_keys, output_unit
 from mlrefresh.objective import check_pair
 from mlrefresh.optim import check_optim
 
@@ -51,8 +51,10 @@ def refuse_bad_config(cfg):
     for group in TOP_KEYS[1:]:
         if not isinstance(cfg.get(group), Mapping):
             raise ConfigError(f"the config has no {group} group; choose one, e.g. {group}=...")
-    for group, keys in (("loss", ("name",)), ("device", ("name",)), ("model", MODEL_KEYS)):
+    output_unit(cfg.model.get("name"))
+    for group, keys in (("loss", ("name",)), ("device", ("name",))):
         checks.known_keys(group, cfg[group], keys)
+    checks.known_keys("model", cfg.model, model_keys(cfg.model.name))
     check_trainer(cfg.trainer)
     checks.whole("seed", cfg.get("seed"), low=0, high=checks.MAX_SEED, example=0)
     model_name = cfg.model.name
@@ -62,5 +64,7 @@ def refuse_bad_config(cfg):
     data_options = OmegaConf.to_container(cfg.dataset, resolve=True)
     data_name = data_options.pop("name")
     num_classes = expected_num_classes(data_name, data_options)
-    check_model(model_name, num_classes, cfg.model.init, cfg.model.init_scale)
+    m = cfg.model
+    check_model(model_name, num_classes, m.init, m.init_scale, m.get("hidden", 16),
+                m.get("activation", "tanh"))  # fmt: skip
     return device, data_name, data_options

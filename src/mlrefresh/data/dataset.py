@@ -16,7 +16,7 @@ Example:
 
 import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +38,7 @@ class Dataset:
     y_val: torch.Tensor
     num_classes: int
     description: str
+    posterior: Callable | None = None  # the true p(y|x) [N, K] of generated data, else None
 
     @property
     def num_features(self) -> int:
@@ -54,7 +55,13 @@ def _blobs(device, **options):
         f"blobs: {o['num_classes']} Gaussian clusters in {o['num_features']}-D, std {o['std']}, "
         f"{o['n_train']} train / {o['n_val']} val, seed {o['seed']}"
     )
-    return *(t.to(device) for t in synthetic.blobs(**options)), about
+    if o["outliers"]:
+        about += f", {o['outliers']} outliers {o['outlier_distance']} beyond the last class"
+
+    def posterior(x):  # exact for the Gaussian clusters; outliers are not part of that model
+        return synthetic.blobs_posterior(x, **o)
+
+    return *(t.to(device) for t in synthetic.blobs(**options)), about, posterior
 
 
 def _xor(device, **options):
@@ -63,11 +70,15 @@ def _xor(device, **options):
         f"xor: 4 clusters at (+-1.5, +-1.5) labelled by XOR, std {o['std']}, "
         f"{o['n_train']} train / {o['n_val']} val, seed {o['seed']}"
     )
-    return *(t.to(device) for t in synthetic.xor(**options)), about
+    return (
+        *(t.to(device) for t in synthetic.xor(**options)),
+        about,
+        lambda x: synthetic.xor_posterior(x, **o),
+    )
 
 
 def _images(name):
-    return lambda device, **options: load_mnist(name, device=device, **options)
+    return lambda device, **options: (*load_mnist(name, device=device, **options), None)
 
 
 # name -> (loader, the options it takes)
@@ -84,6 +95,7 @@ _WHOLE = {  # option -> (lowest, highest)
     "n_train": (1, 100_000_000),
     "n_val": (1, 100_000_000),
     "seed": (0, checks.MAX_SEED),
+    "outliers": (0, 1_000_000),
 }
 _MAX_ELEMENTS = 2**30  # 4 GiB of float32: more generated data than a refresher needs
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -96,6 +108,8 @@ def _check_value(key, value):
         checks.whole(name, value, low=low, high=high)
     elif key == "std":
         checks.number(name, value, low=0, low_open=True, high=1e6, example=1.0)
+    elif key == "outlier_distance":
+        checks.number(name, value, low=0, high=1e6, example=20)
     elif key == "limit" and value is not None:
         checks.whole(name, value, low=1, example=500)
     elif key == "download":
@@ -132,7 +146,7 @@ def check_options(name: str, options: dict) -> None:
         _check_value(key, value)
     if name in ("blobs", "xor"):
         o = {**_defaults(getattr(synthetic, name)), **options}
-        elements = (o["n_train"] + o["n_val"]) * o.get("num_features", 2)
+        elements = (o["n_train"] + o["n_val"] + o.get("outliers", 0)) * o.get("num_features", 2)
         if elements > _MAX_ELEMENTS:
             raise ConfigError(
                 f"dataset {name}: (n_train + n_val) x num_features = {elements:,} numbers, more "
@@ -153,5 +167,5 @@ def expected_num_classes(name: str, options: dict) -> int:
 def load_dataset(name: str, *, device="cpu", **options) -> Dataset:
     """Build data set `name` with its options (the keys of configs/dataset/<name>.yaml)."""
     num_classes = expected_num_classes(name, options)  # checks the options too
-    *tensors, description = DATASETS[name][0](device, **options)
-    return Dataset(name, *tensors, num_classes, description)
+    *tensors, description, posterior = DATASETS[name][0](device, **options)
+    return Dataset(name, *tensors, num_classes, description, posterior)

@@ -16,7 +16,7 @@ import torch
 
 from mlrefresh.errors import ConfigError
 
-__all__ = ["blobs", "xor"]
+__all__ = ["blobs", "blobs_posterior", "xor", "xor_posterior"]
 
 # Neighbouring blob centres sit this many units apart: 5 standard deviations at std=1.
 _SEPARATION = 5.0
@@ -43,14 +43,7 @@ def _draw(centres, labels_of_centre, n, std, gen):
     return x, labels_of_centre[which]
 
 
-def blobs(num_classes=2, num_features=2, n_train=1000, n_val=1000, std=1.0, seed=0):
-    """`num_classes` Gaussian clusters of spread `std`, centres on a circle in the first two
-    features (on a line when num_features=1), neighbours 5 units apart."""
-    _check_sizes(n_train, n_val, std)
-    if num_classes < 2:
-        raise ConfigError(f"dataset.num_classes={num_classes}: blobs need at least 2 classes")
-    if num_features < 1:
-        raise ConfigError(f"dataset.num_features={num_features} must be at least 1")
+def _centres(num_classes, num_features):
     centres = torch.zeros(num_classes, num_features)
     if num_features == 1:
         centres[:, 0] = _SEPARATION * (torch.arange(num_classes) - (num_classes - 1) / 2)
@@ -58,15 +51,66 @@ def blobs(num_classes=2, num_features=2, n_train=1000, n_val=1000, std=1.0, seed
         radius = _SEPARATION / (2 * math.sin(math.pi / num_classes))
         angle = 2 * math.pi * torch.arange(num_classes) / num_classes
         centres[:, 0], centres[:, 1] = radius * angle.cos(), radius * angle.sin()
+    return centres
+
+
+def blobs(num_classes=2, num_features=2, n_train=1000, n_val=1000, std=1.0, seed=0, outliers=0,
+          outlier_distance=20.0):  # fmt: skip
+    """`num_classes` Gaussian clusters of spread `std`, centres on a circle in the first two
+    features (on a line when num_features=1), neighbours 5 units apart.
+
+    `outliers` extra training points of the last class, `outlier_distance` units beyond its
+    centre, away from the others: far out on the correct side, the slide's "for t = 1 the
+    square loss is higher at y = 10 than at y = 0". The validation set has none."""
+    _check_sizes(n_train, n_val, std)
+    if num_classes < 2:
+        raise ConfigError(f"dataset.num_classes={num_classes}: blobs need at least 2 classes")
+    if num_features < 1:
+        raise ConfigError(f"dataset.num_features={num_features} must be at least 1")
+    centres = _centres(num_classes, num_features)
     gen = torch.Generator().manual_seed(seed)
     classes = torch.arange(num_classes)
-    return (*_draw(centres, classes, n_train, std, gen), *_draw(centres, classes, n_val, std, gen))
+    x_train, y_train = _draw(centres, classes, n_train, std, gen)
+    x_val, y_val = _draw(centres, classes, n_val, std, gen)
+    if outliers:
+        away = centres[-1] - centres.mean(0)
+        far = centres[-1] + outlier_distance * away / away.norm()
+        x_out = far + std * torch.randn(outliers, num_features, generator=gen)
+        x_train = torch.cat([x_train, x_out])
+        y_train = torch.cat([y_train, torch.full((outliers,), num_classes - 1)])
+    return x_train, y_train, x_val, y_val
+
+
+def _posterior(x, centres, labels, num_classes, std):
+    """p(y|x) for equally likely Gaussian clusters of one spread `std`, cluster j of class
+    labels[j]: a softmax over the clusters' log-densities, summed per class."""
+    sq = torch.cdist(x.double(), centres.double().to(x.device)).square()
+    log_w = torch.log_softmax(-sq / (2 * std**2), dim=1)  # [N, clusters]
+    per_class = torch.full((len(x), num_classes), float("-inf"), dtype=torch.float64,
+                           device=x.device)  # fmt: skip
+    for c in range(num_classes):
+        per_class[:, c] = torch.logsumexp(log_w[:, labels.to(x.device) == c], dim=1)
+    return per_class.exp()
+
+
+def blobs_posterior(x, num_classes=2, num_features=2, std=1.0, **_):
+    """The true p(y|x) of blobs (equal class sizes): exact."""
+    centres = _centres(num_classes, num_features)
+    return _posterior(x, centres, torch.arange(num_classes), num_classes, std)
+
+
+_CORNERS = 1.5 * torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
+_XOR_LABELS = torch.tensor([0, 1, 1, 0])
 
 
 def xor(n_train=1000, n_val=1000, std=0.5, seed=0):
     """Four clusters at (+-1.5, +-1.5), labelled 1 where exactly one coordinate is positive."""
     _check_sizes(n_train, n_val, std)
-    corners = 1.5 * torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0], [1.0, 1.0]])
-    labels = torch.tensor([0, 1, 1, 0])
+    corners, labels = _CORNERS, _XOR_LABELS
     gen = torch.Generator().manual_seed(seed)
     return (*_draw(corners, labels, n_train, std, gen), *_draw(corners, labels, n_val, std, gen))
+
+
+def xor_posterior(x, std=0.5, **_):
+    """The true p(y|x) of xor: a mixture of two clusters per class, exact."""
+    return _posterior(x, _CORNERS, _XOR_LABELS, 2, std)
