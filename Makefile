@@ -1,11 +1,11 @@
-# make train | test | claims | lint | bench | tensorboard   (ARGS="..." passes arguments on)
+# make train | test | claims | figures | lint | bench | tensorboard   (ARGS="..." passes arguments on)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: train test claims lint format bench tensorboard clean
+.PHONY: train test claims figures lint format bench tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ test: $(STAMP)
 
 claims: $(STAMP)
 	$(BIN)/python scripts/claims.py $(ARGS)
+
+# the README's pictures: three lecture graphs, and the five claims' sweeps (runs make claims)
+figures: $(STAMP)
+	$(BIN)/python scripts/figures.py --out docs/figures --only loss_vs_z grad_vs_z clamped_unit
+	$(BIN)/python scripts/claims.py --out outputs/claims
+	for e in saturation clamped outliers xor kl; do \
+	  $(BIN)/python scripts/figures.py --sweep outputs/claims/$$e --out docs/figures || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,5 @@
-"""What goes into a run's TensorBoard event file: scalars, the config as text, HParams.
+"""What goes into a run's TensorBoard event file: scalars, the config as text, HParams, and
+pictures (pictures.py) with a histogram of the logits.
 
 Everything is written into the run directory itself (no timestamped sub-run, unlike
 `SummaryWriter.add_hparams`), so `tensorboard --logdir outputs` shows one run per Hydra job,
@@ -13,11 +14,18 @@ Example:
 """
 
 import contextlib
+import copy
+import io
+from concurrent.futures import ThreadPoolExecutor
 
+import torch
+from PIL import Image
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from mlrefresh.errors import OutputError
+from mlrefresh.pictures import boundary_image, template_image
 
 __all__ = ["RunWriter", "hparam_value"]
 
@@ -46,6 +54,8 @@ class RunWriter:
 
     def __init__(self, run_dir, config_yaml, hparam_dict, metric_tags, resume_after=0):
         self.run_dir = run_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pictures")
+        self._pending = []
         with _writing(run_dir):
             self._open(run_dir, config_yaml, hparam_dict, metric_tags, resume_after)
 
@@ -62,6 +72,48 @@ class RunWriter:
         for summary in (experiment, start):
             self.writer.file_writer.add_summary(summary)
 
+    @torch.no_grad()
+    def pictures(self, step: int, model, data, z_val, image: bool) -> None:
+        """The histogram of the validation logits z_val, and with `image` the decision boundary
+        (2-D data) or the weight templates (28x28 images, linear models), drawn in a worker
+        thread from a copy of the model, so that the next epoch's steps need not wait."""
+        snapshot = copy.deepcopy(model) if image else None
+        self._pending.append(self._pool.submit(self._draw, step, snapshot, data, z_val.detach()))
+
+    def _draw(self, step, model, data, z_val):
+        with torch.no_grad():
+            self._histogram("logits/val", z_val.flatten().float(), step)
+            if model is None:
+                return
+            if data.num_features == 2:
+                picture = boundary_image(model, data.x_val, data.y_val)
+                self._image("decision_boundary", picture, step)
+            elif data.num_features == 784 and not hasattr(model, "hidden"):
+                self._image("weight_templates", template_image(model.linear.weight), step)
+
+    def _histogram(self, tag, z, step, bins=64):
+        """Buckets counted with tensor ops and read in one transfer (TensorBoard's own
+        add_histogram runs numpy over every value)."""
+        low, high = z.min(), z.max()
+        width = (high - low).clamp_min(1e-6) / bins
+        index = ((z - low) / width).long().clamp_(0, bins - 1)
+        counts = torch.bincount(index, minlength=bins).to(z.dtype)
+        stats = torch.stack([low, high, z.sum(), z.square().sum(), width])
+        values = torch.cat([stats, counts]).tolist()  # the one host sync
+        low, high, total, squares, width = values[:5]
+        limits = [low + width * (i + 1) for i in range(bins)]
+        self.writer.add_histogram_raw(tag, low, high, z.numel(), total, squares, limits,
+                                      values[5:], global_step=step)  # fmt: skip
+
+    def _image(self, tag, hwc, step):
+        buffer = io.BytesIO()
+        Image.fromarray(hwc).save(buffer, format="PNG", compress_level=1)
+        height, width, channels = hwc.shape
+        picture = Summary.Image(height=height, width=width, colorspace=channels,
+                                encoded_image_string=buffer.getvalue())  # fmt: skip
+        summary = Summary(value=[Summary.Value(tag=tag, image=picture)])
+        self.writer.file_writer.add_summary(summary, step)
+
     def scalars(self, step: int, values: dict) -> None:
         with _writing(self.run_dir):
             for tag, value in values.items():
@@ -70,6 +122,9 @@ class RunWriter:
     def close(self, success: bool) -> None:
         with _writing(self.run_dir):
             try:
+                for drawn in self._pending:  # every picture written (or its error raised)
+                    drawn.result()
+                self._pool.shutdown()
                 if success:  # marks the HParams session as finished
                     self.writer.file_writer.add_summary(self._end)
                 self.writer.flush()

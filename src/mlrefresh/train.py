@@ -32,7 +32,7 @@ from mlrefresh import signals
 from mlrefresh.checkpoint import save_json, save_last, save_torch
 from mlrefresh.data import load_dataset
 from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
-from mlrefresh.errors import DivergedError, UserError
+from mlrefresh.errors import DivergedError, OutputError, UserError
 from mlrefresh.models import build_model, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
@@ -104,7 +104,7 @@ def _epoch_metrics(objective, z_train, t_train, grad_norms, model, x_val, t_val,
     metrics.update(gradient_diagnostics(objective, z_train, t_train))
     if p_val is not None and objective.has_nll:
         metrics.update(likelihood_diagnostics(objective, z_val, p_val))
-    return metrics
+    return metrics, z_val
 
 
 def _log_epoch(epoch, epochs, m):
@@ -176,6 +176,7 @@ def _fit(run: _Run, data, writer):
     p_val = data.posterior(data.x_val) if data.posterior is not None else None
     epochs, batch_size = cfg.trainer.epochs, cfg.trainer.batch_size
     every = cfg.trainer.get("checkpoint_every", 1)
+    images = cfg.trainer.get("images", True)
     steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
     start, first = time.perf_counter(), run.saved_epoch + 1
     show = sys.stdout.isatty()
@@ -187,7 +188,7 @@ def _fit(run: _Run, data, writer):
                                 step0)  # fmt: skip
             if seen is None:
                 raise _interrupted(epoch, epochs, run_dir, run.saved_epoch)
-            m = _epoch_metrics(run.objective, *seen, run.model, data.x_val, t_val, p_val)
+            m, z_val = _epoch_metrics(run.objective, *seen, run.model, data.x_val, t_val, p_val)
             values = dict(zip(m, torch.stack(list(m.values())).tolist()))  # the one host sync
             bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
             if bad:
@@ -196,6 +197,9 @@ def _fit(run: _Run, data, writer):
             run.history.append(values)
             if writer:
                 writer.scalars(epoch, values)
+                if images:
+                    at = epoch in (1, epochs) or epoch % cfg.trainer.get("image_every", 10) == 0
+                    writer.pictures(epoch, run.model, data, z_val, image=at)
             if epoch % every == 0 or epoch == epochs:
                 run.checkpoint(epoch, run.seconds + time.perf_counter() - start)
     return run.history[-1], run.seconds + time.perf_counter() - start
@@ -265,6 +269,10 @@ def train(cfg, run_dir=None) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
     resolved["trainer"]["resume"] = None  # the config the run was started with
+    try:
+        os.makedirs(run_dir, exist_ok=True)  # Hydra made it already; train(cfg, run_dir) may not
+    except OSError as exc:
+        raise OutputError(f"cannot create the run folder {run_dir} ({exc.strerror})") from None
     run = _Run(model, objective, optimizer, schedule, generator, cfg, run_dir, resolved)
     if state is not None:
         run.restore(state)

@@ -29,7 +29,8 @@ from mlrefresh.optim import check_optim
 __all__ = ["TOP_KEYS", "TRAINER_KEYS", "check_trainer", "refuse_bad_config"]
 
 TOP_KEYS = ("seed", "model", "loss", "trainer", "dataset", "device", "optim")
-TRAINER_KEYS = ("epochs", "batch_size", "tensorboard", "checkpoint_every", "resume")
+TRAINER_KEYS = ("epochs", "batch_size", "tensorboard", "images", "image_every",
+                "checkpoint_every", "resume")  # fmt: skip
 
 
 def check_trainer(trainer) -> None:
@@ -37,6 +38,10 @@ def check_trainer(trainer) -> None:
     checks.whole("trainer.epochs", trainer.get("epochs"), low=1, high=10**6, example=20)
     checks.whole("trainer.batch_size", trainer.get("batch_size"), low=1, example=64)
     checks.flag("trainer.tensorboard", trainer.get("tensorboard", True))
+    checks.flag("trainer.images", trainer.get("images", True))
+    checks.whole(
+        "trainer.image_every", trainer.get("image_every", 10), low=1, high=10**6, example=5
+    )
     every = trainer.get("checkpoint_every", 1)
     checks.whole("trainer.checkpoint_every", every, low=1, high=10**6, example=1)
     resume = trainer.get("resume")
