@@ -3,7 +3,8 @@ a thin line per seed and a thick mean.
 
 The contrast is whatever the jobs' overrides vary besides the seeds (`seed`, `dataset.seed`):
 `loss` for `-m experiment=saturation`, `optim.lr` for `-m optim.lr=0.01,0.1`. Panels: validation
-accuracy, validation NLL (or loss, for models without probabilities) and diag/dz_abs.
+accuracy, validation NLL (or loss, for models without probabilities), diag/dz_abs, and kl/val
+where the data's true posterior is known.
 
 Example:
     python scripts/train.py -m experiment=saturation hydra.sweep.dir=outputs/sat
@@ -75,7 +76,9 @@ def draw_sweep(sweep_dir, out_dir) -> str:
     second = "nll/val" if all("nll/val" in j["scalars"] for j in jobs) else "loss/val"
     panels = [("accuracy/val", "val accuracy"), (second, second.replace("/", " ")),
               ("diag/dz_abs", "mean |dL/dz| (train)")]  # fmt: skip
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    if all("kl/val" in j["scalars"] for j in jobs):
+        panels.append(("kl/val", "KL(p_true || p_model), val"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.9))
     for i, (group, runs) in enumerate(sorted(groups.items())):
         colour, dash = COLOURS[i % len(COLOURS)], DASHES[i % len(DASHES)]
         for ax, (tag, _) in zip(axes, panels):
@@ -91,8 +94,8 @@ def draw_sweep(sweep_dir, out_dir) -> str:
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        if tag == "diag/dz_abs":
-            ax.set_yscale("log")
+        if tag in ("diag/dz_abs", "kl/val"):  # symlog: an exact 0 (a dead unit) still shows
+            ax.set_yscale("symlog", linthresh=1e-4)
     axes[0].legend(fontsize=9)
     name = os.path.basename(os.path.normpath(sweep_dir))
     contrast = ", ".join(keys) or "one setting"
