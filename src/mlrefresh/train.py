@@ -132,10 +132,12 @@ def _diverged(value, epoch, cfg, run_dir) -> str:
 def _interrupted(epoch, epochs, run_dir, saved_epoch) -> signals.Interrupted:
     if saved_epoch:
         how = f"resume with: python scripts/train.py trainer.resume={run_dir}"
+    elif epoch > 1:  # trainer.checkpoint_every > 1: logged, but no last.pt yet
+        how = f"epochs 1-{epoch - 1} are logged in {run_dir}; no last.pt yet, nothing to resume"
     else:
         how = "no epoch had finished, nothing to resume"
     exc = signals.Interrupted(signals.pending(), f"interrupted at epoch {epoch}/{epochs}; {how}")
-    exc.kept = saved_epoch > 0
+    exc.kept = epoch > 1  # an epoch finished: its folder (event file, log) stays
     return exc
 
 
