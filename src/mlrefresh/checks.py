@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 
 from mlrefresh.errors import ConfigError
 
-__all__ = ["MAX_SEED", "choice", "flag", "known_keys", "number", "whole"]
+__all__ = ["MAX_SEED", "choice", "flag", "flatten", "known_keys", "number", "whole"]
 
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 
@@ -93,3 +93,15 @@ def known_keys(group: str, given: Mapping, known: Iterable[str]) -> None:
         raise ConfigError(
             f"unknown key {where}; {owner} only {', '.join(known)} (check the spelling)"
         )
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict:
+    """{"optim": {"lr": 0.1}} -> {"optim.lr": 0.1}: a config's keys as the command line spells
+    them."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

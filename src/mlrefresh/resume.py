@@ -16,6 +16,7 @@ import os
 from omegaconf import OmegaConf
 
 from mlrefresh.checkpoint import load_last
+from mlrefresh.checks import flatten
 from mlrefresh.errors import ResumeError
 
 __all__ = ["FREE_KEYS", "command_line_keys", "resume_config"]
@@ -45,16 +46,6 @@ def _select(tree, key):
     return node
 
 
-def _flat(tree, prefix=""):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def resume_config(cfg, keys: list[str] | None):
     """(config to run, state from last.pt) for cfg.trainer.resume. `keys`: the keys given on the
     command line (None: compare every key of cfg with the saved config)."""
@@ -64,7 +55,7 @@ def resume_config(cfg, keys: list[str] | None):
     given = OmegaConf.to_container(cfg, resolve=True)
     given.pop("hydra", None)
     if keys is None:
-        keys = list(_flat(given))
+        keys = list(flatten(given))
     for key in keys:
         if key in FREE_KEYS or key.startswith("hydra"):
             continue

@@ -30,6 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mlrefresh import signals
 from mlrefresh.checkpoint import save_json, save_last, save_torch
+from mlrefresh.checks import flatten
 from mlrefresh.data import load_dataset
 from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
 from mlrefresh.errors import DivergedError, OutputError, UserError
@@ -53,16 +54,6 @@ def _run_dir(run_dir):
     if HydraConfig.initialized():
         return HydraConfig.get().runtime.output_dir
     raise ValueError("train(cfg) outside a Hydra app needs run_dir=<folder for the run's files>")
-
-
-def _flatten(tree, prefix=""):
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _train_epoch(model, objective, optimizer, schedule, x, t, batch_size, generator, step0):
@@ -285,7 +276,7 @@ def train(cfg, run_dir=None) -> dict:
         tags += ["diag/dz_abs", "diag/stalled", "diag/dead"]
         tags += ["nll/train", "nll/val"] if objective.has_nll else []
         tags += ["kl/val", "entropy/val"] if objective.has_nll and data.posterior else []
-        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), _flatten(resolved), tags,
+        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), flatten(resolved), tags,
                            resume_after=run.saved_epoch)  # fmt: skip
     try:
         result, seconds = _train_and_save(run, data, writer)
