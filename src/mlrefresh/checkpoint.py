@@ -29,7 +29,8 @@ import torch
 
 from mlrefresh.errors import OutputError, ResumeError
 
-__all__ = ["LAST", "load_last", "save_atomically", "save_json", "save_last", "save_torch"]
+__all__ = ["LAST", "load_last", "save_atomically", "save_json", "save_last", "save_torch",
+           "to_cpu"]  # fmt: skip
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -45,15 +46,13 @@ def save_atomically(path, write) -> None:
         os.close(fd)
         write(tmp)
         os.replace(tmp, path)
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        raise OutputError(
-            f"cannot write {path} ({why}); free some space or choose another run folder "
-            "(hydra.run.dir=...)"
-        ) from None
-    except RuntimeError as exc:  # torch.save reports a failed write as a RuntimeError
-        full = shutil.disk_usage(folder or ".").free < (1 << 20)
-        why = "No space left on device" if full else str(exc).splitlines()[0]
+    except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc)
+        elif shutil.disk_usage(folder or ".").free < (1 << 20):
+            why = "No space left on device"
+        else:
+            why = str(exc).splitlines()[0]
         raise OutputError(
             f"cannot write {path} ({why}); free some space or choose another run folder "
             "(hydra.run.dir=...)"
@@ -84,13 +83,14 @@ LAST = "last.pt"
 _KEYS = ("epoch", "model", "optimizer", "rng", "history", "config", "seconds")
 
 
-def _cpu(tree):
+def to_cpu(tree):
+    """A copy of tensors (in dicts and lists) on the CPU: a checkpoint that loads anywhere."""
     if isinstance(tree, torch.Tensor):
         return tree.detach().to("cpu", copy=True)
     if isinstance(tree, dict):
-        return {k: _cpu(v) for k, v in tree.items()}
+        return {k: to_cpu(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
-        return [_cpu(v) for v in tree]
+        return [to_cpu(v) for v in tree]
     return tree
 
 
@@ -103,8 +103,8 @@ def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, s
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {
         "epoch": epoch,
-        "model": _cpu(model.state_dict()),
-        "optimizer": _cpu(optimizer.state_dict()),
+        "model": to_cpu(model.state_dict()),
+        "optimizer": to_cpu(optimizer.state_dict()),
         "rng": rng,
         "history": history,
         "config": config,
@@ -115,7 +115,6 @@ def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, s
 
 def load_last(run_dir) -> dict:
     """The state saved by save_last, or a ResumeError (one line) saying why not."""
-
     path = os.path.join(run_dir, LAST)
     if not os.path.isdir(run_dir):
         raise ResumeError(f"trainer.resume={run_dir}: no such folder; give an earlier run's folder")

@@ -196,11 +196,12 @@ class RunFolders(Callback):
                 raise
             claim(str(path))
         except UserError as exc:
-            release = getattr(sys.stderr, "release", None)
-            if release:
-                release()
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(exc.exit_code) from None
-        release = getattr(sys.stderr, "release", None)
+            error = exc
+        else:
+            error = None
+        release = getattr(sys.stderr, "release", None)  # the run starts: Hydra's part is over
         if release:
             release()
+        if error is not None:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(error.exit_code)

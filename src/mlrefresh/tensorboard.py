@@ -72,7 +72,6 @@ class RunWriter:
         for summary in (experiment, start):
             self.writer.file_writer.add_summary(summary)
 
-    @torch.no_grad()
     def pictures(self, step: int, model, data, z_val, image: bool) -> None:
         """The histogram of the validation logits z_val, and with `image` the decision boundary
         (2-D data) or the weight templates (28x28 images, linear models), drawn in a worker
@@ -81,7 +80,7 @@ class RunWriter:
         self._pending.append(self._pool.submit(self._draw, step, snapshot, data, z_val.detach()))
 
     def _draw(self, step, model, data, z_val):
-        with torch.no_grad():
+        with torch.no_grad():  # grad mode is per thread: this runs in the worker
             self._histogram("logits/val", z_val.flatten().float(), step)
             if model is None:
                 return

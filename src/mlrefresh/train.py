@@ -29,7 +29,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mlrefresh import signals
-from mlrefresh.checkpoint import save_json, save_last, save_torch
+from mlrefresh.checkpoint import save_json, save_last, save_torch, to_cpu
 from mlrefresh.checks import flatten
 from mlrefresh.data import load_dataset
 from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
@@ -211,7 +211,7 @@ def _train_and_save(run: _Run, data, writer):
         result = {**values, "epochs": run.cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
         for key in ("nll/val", "kl/val", "entropy/val"):
             result.setdefault(key, None)
-        weights = {k: v.cpu() for k, v in run.model.state_dict().items()}  # loadable anywhere
+        weights = to_cpu(run.model.state_dict())  # loadable without a GPU
         save_torch(os.path.join(run.run_dir, "model.pt"),
                    {"state_dict": weights, "config": run.resolved, "metrics": result})  # fmt: skip
         save_json(os.path.join(run.run_dir, "metrics.json"), result)
