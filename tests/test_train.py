@@ -90,12 +90,12 @@ def test_event_file_has_every_tag_every_epoch_config_and_hparams(tmp_path):
     config_text = acc.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "name: logistic" in config_text
     plugins = acc.PluginTagToContent("hparams")
-    assert set(plugins) == {
-        "_hparams_/experiment",
+    assert set(plugins) == {  # no experiment: TensorBoard builds it from every run's keys
         "_hparams_/session_start_info",
         "_hparams_/session_end_info",
     }
     assert b"optim.lr" in plugins["_hparams_/session_start_info"]
+    assert b"device.used" in plugins["_hparams_/session_start_info"]
     assert len([f for f in os.listdir(tmp_path) if "tfevents" in f]) == 1
     assert not [d for d in os.listdir(tmp_path) if os.path.isdir(tmp_path / d)]  # no sub-run
 

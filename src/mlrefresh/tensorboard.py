@@ -3,12 +3,16 @@ pictures (pictures.py) with a histogram of the logits.
 
 Everything is written into the run directory itself (no timestamped sub-run, unlike
 `SummaryWriter.add_hparams`), so `tensorboard --logdir outputs` shows one run per Hydra job,
-named by its directory, and the HParams dashboard compares the jobs of a sweep.
+named by its directory, and the HParams dashboard compares the jobs of a sweep. A run writes
+its hyperparameters (session start/end) but no HParams "experiment": TensorBoard then builds
+the table from every run's keys (those only some runs have included) and lists first the keys
+whose values differ, the swept ones. (With an experiment per run, TensorBoard takes one run's
+at random: its keys only, alphabetically, so the first five columns were dataset.* keys.)
 
 Example:
     >>> import tempfile
     >>> from mlrefresh.tensorboard import RunWriter
-    >>> writer = RunWriter(tempfile.mkdtemp(), "seed: 0", {"optim.lr": 0.1}, ["loss/val"])
+    >>> writer = RunWriter(tempfile.mkdtemp(), "seed: 0", {"optim.lr": 0.1})
     >>> writer.scalars(1, {"loss/val": 0.5})
     >>> writer.close(success=True)
 """
@@ -52,16 +56,16 @@ class RunWriter:
     that the interrupted process logged after its last checkpoint (TensorBoard's purge_step),
     so that every epoch is shown once; the config and HParams are in the first file already."""
 
-    def __init__(self, run_dir, config_yaml, hparam_dict, metric_tags, resume_after=0):
+    def __init__(self, run_dir, config_yaml, hparam_dict, resume_after=0):
         self.run_dir = run_dir
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pictures")
         self._pending = []
         with _writing(run_dir):
-            self._open(run_dir, config_yaml, hparam_dict, metric_tags, resume_after)
+            self._open(run_dir, config_yaml, hparam_dict, resume_after)
 
-    def _open(self, run_dir, config_yaml, hparam_dict, metric_tags, resume_after):
+    def _open(self, run_dir, config_yaml, hparam_dict, resume_after):
         clean = {k: hparam_value(v) for k, v in hparam_dict.items()}
-        experiment, start, self._end = hparams(clean, {tag: 0.0 for tag in metric_tags})
+        _, start, self._end = hparams(clean, {})  # no experiment: see the module docstring
         if resume_after:
             self.writer = SummaryWriter(log_dir=run_dir, purge_step=resume_after + 1)
             return
@@ -69,8 +73,7 @@ class RunWriter:
         # four leading spaces make a Markdown code block, so the YAML keeps its indentation
         block = "\n".join("    " + line for line in config_yaml.splitlines())
         self.writer.add_text("config", block, global_step=0)
-        for summary in (experiment, start):
-            self.writer.file_writer.add_summary(summary)
+        self.writer.file_writer.add_summary(start)
 
     def pictures(self, step: int, model, data, z_val, image: bool) -> None:
         """The histogram of the validation logits z_val, and with `image` the decision boundary

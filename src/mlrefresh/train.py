@@ -208,7 +208,12 @@ def _train_and_save(run: _Run, data, writer):
         finally:
             if writer:
                 writer.close(success)
-        result = {**values, "epochs": run.cfg.trainer.epochs, "train_seconds": round(seconds, 3)}
+        result = {
+            **values,
+            "epochs": run.cfg.trainer.epochs,
+            "train_seconds": round(seconds, 3),
+            "device": str(data.x_train.device),  # what `device=auto` turned out to be
+        }
         for key in ("nll/val", "kl/val", "entropy/val"):
             result.setdefault(key, None)
         weights = to_cpu(run.model.state_dict())  # loadable without a GPU
@@ -244,7 +249,7 @@ def train(cfg, run_dir=None) -> dict:
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     try:
-        data = load_dataset(data_name, device=device, **data_options)
+        data = load_dataset(data_name, device=device, cache=True, **data_options)
     except signals.Interrupted as exc:
         raise signals.Interrupted(
             exc.signum, f"{exc} while loading the data; nothing saved"
@@ -272,11 +277,8 @@ def train(cfg, run_dir=None) -> dict:
         log.info("resuming %s after epoch %d/%d", run_dir, run.saved_epoch, cfg.trainer.epochs)
     writer = None
     if cfg.trainer.get("tensorboard", True):
-        tags = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "grad_norm"]
-        tags += ["diag/dz_abs", "diag/stalled", "diag/dead"]
-        tags += ["nll/train", "nll/val"] if objective.has_nll else []
-        tags += ["kl/val", "entropy/val"] if objective.has_nll and data.posterior else []
-        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), flatten(resolved), tags,
+        hparams = {**flatten(resolved), "device.used": str(device)}  # device.name may be auto
+        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), hparams,
                            resume_after=run.saved_epoch)  # fmt: skip
     try:
         result, seconds = _train_and_save(run, data, writer)

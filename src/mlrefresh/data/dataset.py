@@ -15,7 +15,9 @@ Example:
 """
 
 import inspect
+import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -164,8 +166,25 @@ def expected_num_classes(name: str, options: dict) -> int:
     return SOURCES[name].num_classes if name in SOURCES else 2
 
 
-def load_dataset(name: str, *, device="cpu", **options) -> Dataset:
-    """Build data set `name` with its options (the keys of configs/dataset/<name>.yaml)."""
+_CACHE: OrderedDict[tuple, Dataset] = OrderedDict()  # the last data sets this process loaded
+_CACHE_SIZE = 2
+
+
+def load_dataset(name: str, *, device="cpu", cache=False, **options) -> Dataset:
+    """Build data set `name` with its options (the keys of configs/dataset/<name>.yaml).
+
+    cache=True: the jobs of a sweep that run in one process (basic launcher, a joblib worker)
+    share the tensors of the last two data sets loaded, keyed by name, device and every option;
+    the caller must not change them in place (training does not)."""
     num_classes = expected_num_classes(name, options)  # checks the options too
+    key = (name, str(torch.device(device)), json.dumps(options, sort_keys=True, default=repr))
+    if cache and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
     *tensors, description, posterior = DATASETS[name][0](device, **options)
-    return Dataset(name, *tensors, num_classes, description, posterior)
+    dataset = Dataset(name, *tensors, num_classes, description, posterior)
+    if cache:
+        _CACHE[key] = dataset
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return dataset
