@@ -267,12 +267,36 @@ def bench_startup(device, rounds=3):
     )
 
 
+def bench_sweep(device, rounds=1):
+    """The sweeps issue's figure: 16 Fashion-MNIST jobs (4 learning rates x 4 seeds, 5 epochs)
+    against one such run, end to end, under the basic launcher and under joblib."""
+    import tempfile
+
+    if not _fashion_available():
+        print("\n## sweep: skipped (Fashion-MNIST is not installed)")
+        return
+    print("\n## sweep: 16 Fashion-MNIST jobs (4 lr x 4 seeds, 5 epochs) against one run")
+    script = os.path.join(ROOT, "scripts", "train.py")
+    common = ["model=softmax", "dataset=fashion_mnist", "dataset.download=false",
+              "trainer.epochs=5", f"device={device}"]  # fmt: skip
+    sweep = ["optim.lr=0.03,0.1,0.3,1", "seed=1,2,3,4"]
+    with tempfile.TemporaryDirectory() as tmp:
+        one = _best_wall([sys.executable, script, *common, f"hydra.run.dir={tmp}/one"], 1, ROOT)
+        print(f"one run                     {one:6.2f} s")
+        for name, extra in (("basic", []), ("joblib", ["hydra/launcher=joblib"])):
+            cmd = [sys.executable, script, "-m", *common, *sweep, *extra,
+                   f"hydra.sweep.dir={tmp}/{name}"]  # fmt: skip
+            wall = _best_wall(cmd, rounds, ROOT)
+            print(f"16 jobs, {name:7s} launcher  {wall:6.2f} s   ratio {wall / one:.2f}")
+
+
 SECTIONS = {
     "losses": bench_losses,
     "data": bench_data,
     "loop": bench_loop,
     "accuracy": bench_accuracy,
     "startup": bench_startup,
+    "sweep": bench_sweep,
 }
 
 

@@ -59,7 +59,9 @@ def test_multirun_writes_one_event_file_per_job_with_every_tag(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     jobs = sorted(
-        d for d in os.listdir(tmp_path / "sweep") if os.path.isdir(tmp_path / "sweep" / d)
+        d
+        for d in os.listdir(tmp_path / "sweep")
+        if os.path.isdir(tmp_path / "sweep" / d) and d[0] != "."
     )
     expected = sorted(
         f"loss={loss},model={model},trainer.epochs=3"
@@ -117,7 +119,11 @@ def test_refused_job_in_a_sweep_does_not_stop_the_others(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.count("error: ") == 1
-    jobs = [d for d in os.listdir(tmp_path / "sweep") if os.path.isdir(tmp_path / "sweep" / d)]
+    jobs = [
+        d
+        for d in os.listdir(tmp_path / "sweep")
+        if os.path.isdir(tmp_path / "sweep" / d) and d[0] != "."
+    ]
     assert jobs == ["loss=ce,model=logistic,trainer.epochs=2"]
 
 

@@ -245,6 +245,6 @@ def test_two_sweeps_started_together_and_repeated_overrides_get_their_own_folder
     for sweep in sweeps:
         jobs = sorted(
             d for d in os.listdir(tmp_path / "outputs/multirun" / sweep)
-            if os.path.isdir(tmp_path / "outputs/multirun" / sweep / d)
+            if os.path.isdir(tmp_path / "outputs/multirun" / sweep / d) and d != ".jobs"
         )  # fmt: skip
         assert jobs == ["seed=1,trainer.epochs=2", "seed=1,trainer.epochs=2-1"]

@@ -17,15 +17,20 @@ Example (this is scripts/train.py):
         sys.exit(launch(main))
 """
 
+import logging
 import os
 import re
 import sys
 
+import torch
+from omegaconf import open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mlrefresh import rundir, signals
+from mlrefresh import rundir, signals, summary
+from mlrefresh.checkpoint import LAST
 from mlrefresh.console import HeldStderr, quiet_broken_pipe, quiet_writer_threads
-from mlrefresh.errors import ConfigError, UserError
+from mlrefresh.errors import ConfigError, DivergedError, UserError
+from mlrefresh.threads import cores, job_threads
 from mlrefresh.train import train
 
 __all__ = ["exit_status", "launch", "run_job"]
@@ -48,32 +53,57 @@ def _config_error(exc: OmegaConfBaseException) -> ConfigError:
     return ConfigError(f"the config is broken{where}: {what}; check that override")
 
 
+def _set_threads(hydra) -> None:
+    """A job of a parallel launcher takes its share of the cores (see threads.py)."""
+    from omegaconf import OmegaConf
+
+    launcher = OmegaConf.to_container(hydra.launcher, resolve=True)
+    n = job_threads(launcher, cores())
+    if n is not None:
+        if n != torch.get_num_threads():
+            torch.set_num_threads(n)
+        logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, cores())
+
+
 def run_job(cfg) -> float | None:
     """train(cfg) inside a Hydra job; returns the final validation accuracy (None on error)."""
     from hydra.core.hydra_config import HydraConfig
 
-    run_dir = HydraConfig.get().runtime.output_dir
+    hydra = HydraConfig.get()
+    run_dir = hydra.runtime.output_dir
+    _set_threads(hydra)
+    if rundir.requeued() and os.path.exists(os.path.join(run_dir, LAST)):
+        logging.getLogger(__name__).info("requeued by SLURM: resuming %s from its last.pt", run_dir)
+        with open_dict(cfg):
+            cfg.trainer.resume = run_dir
     try:
-        return train(cfg, run_dir=run_dir)["accuracy/val"]
+        result = train(cfg, run_dir=run_dir)
     except (UserError, OmegaConfBaseException) as exc:
         if isinstance(exc, OmegaConfBaseException):
             exc = _config_error(exc)
         _say(f"error: {exc}")
         _codes.append(exc.exit_code)
-        if not getattr(exc, "kept", False):  # refused before any work: remove what we made
+        kept = getattr(exc, "kept", False)
+        if not kept:  # refused before any work: remove what we made
             rundir.discard(run_dir)
+        status = "diverged" if isinstance(exc, DivergedError) else "failed" if kept else "refused"
+        summary.report(status, exc.exit_code, str(exc))
         return None
     except signals.Interrupted as exc:
         _say(str(exc))
         if not getattr(exc, "kept", False):
             rundir.discard(run_dir)
         exc.reported = True
+        summary.write_record("interrupted", exc.exit_code, str(exc))  # on_job_end will not run
         raise
+    summary.report("ok", metrics=result)
+    return result["accuracy/val"]
 
 
 def exit_status() -> int:
-    """0 when every job of this process succeeded, else the worst job's exit code."""
-    return max(_codes, default=0)
+    """0 when every job succeeded, else the worst job's exit code: of the jobs this process ran,
+    and of the sweeps it summarised (jobs run by other processes: joblib, submitit)."""
+    return max(*_codes, summary.exit_code(), 0)
 
 
 def _resume_in_place(argv: list[str]) -> None:

@@ -30,6 +30,11 @@ def _options(text, group):
     return [line.strip() for line in block.group(1).splitlines()] if block else []
 
 
+# the configs that the plugins of the `sweep` extra provide (pyproject.toml)
+_SWEEP_EXTRA = {"hydra/sweeper/optuna", "hydra/sweeper/sampler/tpe", "hydra/launcher/joblib",
+                "hydra/launcher/submitit_local", "hydra/launcher/submitit_slurm"}  # fmt: skip
+
+
 def hydra_error_line(text: str) -> str:
     """The one-line summary of a Hydra error message (what was wrong; what to do)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -37,6 +42,11 @@ def hydra_error_line(text: str) -> str:
     if m := re.search(r"Could not find '([^']+)/([^'/]+)'", text):
         group, option = m.groups()
         options = _options(text, group)
+        if f"{group}/{option}" in _SWEEP_EXTRA:
+            return (
+                f"error: {group}={option} needs its Hydra plugin, which is not installed; run "
+                f'pip install -e ".[sweep]" (or make train)'
+            )
         todo = f"choose one of {', '.join(options)}" if options else f"see configs/{group}/"
         return f"error: unknown option {group}={option}; {todo}"
     if m := re.search(r"Could not override '([^']+)'", text):

@@ -43,6 +43,7 @@ __all__ = [
     "discard",
     "discard_unused",
     "register_resolvers",
+    "requeued",
     "unique_dir",
     "unique_subdir",
 ]
@@ -106,15 +107,29 @@ def unique_dir(path: str) -> str:
         raise _cannot(path, exc) from None
 
 
+def requeued() -> bool:
+    """True in a SLURM job that was requeued (preempted or timed out, then started again)."""
+    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
+
+
 def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     """A new job folder in `sweep_dir` named after the job's overrides; its name. Jobs with the
-    same overrides (an Optuna study sampling the same choices twice) get `name-1`, ..."""
+    same overrides (an Optuna study sampling the same choices twice) get `name-1`, ...
+
+    The name is noted in `<sweep_dir>/.jobs/<num>.folder`: a SLURM job that is requeued
+    (submitit's preemption requeue) gets its own folder back, to resume from its last.pt."""
     name = str(name).replace(os.sep, "_") or f"job{num}"
     if len(name.encode()) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
+    note = Path(sweep_dir) / ".jobs" / f"{num}.folder"
+    if requeued() and note.is_file():
+        return note.read_text().strip()
     try:
-        return _fresh(Path(sweep_dir) / name).name
+        made = _fresh(Path(sweep_dir) / name).name
+        note.parent.mkdir(exist_ok=True)
+        note.write_text(made + "\n")
+        return made
     except OSError as exc:
         raise _cannot(os.path.join(sweep_dir, name), exc) from None
 

@@ -1,0 +1,47 @@
+"""Print the sweep summary table for folders that exist already: sweeps, runs, or outputs/.
+
+python scripts/summarize.py outputs/multirun/2026-11-27_10-00-00
+python scripts/summarize.py outputs/ --csv all.csv      # every run and sweep, one CSV row per job
+
+Jobs are grouped by their overrides, seeds (seed, dataset.seed) aggregated: n, mean ± std of
+accuracy/val and nll/val, best first (see src/mlrefresh/summary.py). A sweep's job records
+(.jobs/) give the status of every job, refused ones included; a folder without records is read
+from its files (metrics.json: ok, else unfinished).
+"""
+
+import argparse
+import os
+import sys
+
+from mlrefresh import summary
+from mlrefresh.errors import OutputError
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", help="sweep folders, run folders, or outputs/")
+    parser.add_argument("--csv", metavar="FILE", help="also write one row per job to FILE")
+    args = parser.parse_args(argv)
+    missing = [f for f in args.folders if not os.path.isdir(f)]
+    if missing:
+        print(f"error: {missing[0]}: no such folder; give a sweep or run folder, e.g. "
+              "outputs/multirun/<date>_<time>", file=sys.stderr)  # fmt: skip
+        return 2
+    rows = summary.collect(args.folders)
+    if not rows:
+        print(f"error: no runs in {', '.join(args.folders)}; give a folder that a run or a "
+              "sweep (-m) wrote, e.g. outputs/", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.csv:
+        try:
+            summary.write_csv(rows, args.csv)
+        except OutputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"{len(rows)} runs" + (f"; summary: {args.csv}" if args.csv else ""))
+    print(summary.table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

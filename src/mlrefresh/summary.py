@@ -1,0 +1,233 @@
+"""The sweep summary: `summary.csv` with one row per job, and a table with the best first.
+
+Every job of a multirun leaves a record, `<sweep dir>/.jobs/<job num>.json`, written by the
+job's own process (so it works under every launcher and sweeper: basic, joblib, submitit,
+Optuna): its overrides, status (ok, refused, diverged, failed, interrupted), exit code, error
+line, folder and final metrics. At the end of the multirun `SweepSummary.on_multirun_end` (in
+the process that started the sweep) gathers the records into `summary.csv`, prints the failed
+jobs' error lines that this console has not shown yet, prints the table and sets the sweep's
+exit code (the worst job's). The table has one row per configuration, the seeds (`seed`,
+`dataset.seed`) aggregated: n, mean ± std of accuracy/val and of nll/val, best first.
+`scripts/summarize.py DIR ...` prints the same table for folders that exist already.
+
+Example:
+    >>> from mlrefresh.summary import table
+    >>> rows = [{"overrides": {"optim.lr": lr, "seed": s}, "status": "ok", "accuracy/val": a}
+    ...         for lr, s, a in (("0.1", "1", 0.9), ("0.1", "2", 0.8), ("1", "1", 0.95))]
+    >>> print(table(rows))
+    optim.lr  n  accuracy/val %  nll/val
+    1         1  95.00           -
+    0.1       2  85.00 ± 7.07    -
+"""
+
+import csv
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from mlrefresh.checkpoint import save_atomically, save_json
+from mlrefresh.errors import UserError
+
+__all__ = ["SweepSummary", "collect", "exit_code", "report", "table", "write_csv"]
+
+SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
+METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
+EXTRA = ["epochs", "train_seconds", "device"]
+JOBS = ".jobs"
+CODES = {"ok": 0, "diverged": 1, "refused": 2, "failed": 2, "unfinished": 1}  # no record: killed
+
+_outcome: dict | None = None  # what run_job said about the job this process just ran
+_sweep_codes: list[int] = []  # the worst exit code of each multirun this process summarised
+
+
+def report(status: str, exit_code: int = 0, error: str | None = None, metrics=None) -> None:
+    """Called by cli.run_job for the job it ran; SweepSummary.on_job_end records it."""
+    global _outcome
+    _outcome = {"status": status, "exit_code": exit_code, "error": error,
+                "metrics": dict(metrics or {})}  # fmt: skip
+
+
+def exit_code() -> int:
+    return max(_sweep_codes, default=0)
+
+
+def _parse(overrides) -> dict:
+    """["loss=square", "+trainer.x=1"] -> {"loss": "square", "trainer.x": "1"}"""
+    pairs = (o.split("=", 1) if "=" in o else (o, "") for o in overrides)
+    return {k.lstrip("+~"): v for k, v in pairs}
+
+
+def write_record(status=None, exit_code=0, error=None, metrics=None) -> None:
+    """The record of the job running in this process, if it is part of a multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    global _outcome
+    if status is not None:
+        report(status, exit_code, error, metrics)
+    outcome, _outcome = _outcome, None
+    hydra = HydraConfig.get()
+    if outcome is None or hydra.mode != RunMode.MULTIRUN:
+        return
+    folder = os.path.abspath(hydra.runtime.output_dir)
+    record = {"job": hydra.job.num, "overrides": list(hydra.overrides.task), **outcome,
+              "folder": folder if os.path.isdir(folder) else None, "pid": os.getpid()}  # fmt: skip
+    jobs = os.path.join(os.path.dirname(folder), JOBS)  # the job folder is one level down
+    try:
+        os.makedirs(jobs, exist_ok=True)
+        save_json(os.path.join(jobs, f"{hydra.job.num}.json"), record)
+    except (OSError, UserError) as exc:  # the job's own results are saved; say what is missing
+        print(f"warning: job {hydra.job.num} is missing from the sweep summary: {exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _row(record: dict) -> dict:
+    row = {**record, "overrides": _parse(record.get("overrides", []))}
+    row.update(record.get("metrics") or {})
+    folder = record.get("folder")
+    if row["status"] != "ok" and folder and os.path.exists(os.path.join(folder, "metrics.json")):
+        row.update(_run_row(Path(folder)))  # resumed since: finished now
+    return row
+
+
+def _run_row(folder: Path) -> dict:
+    """A run folder without a record (a single run, an older sweep)."""
+    overrides = folder / ".hydra" / "overrides.yaml"
+    row = {"overrides": {}, "status": "unfinished", "folder": str(folder), "error": None}
+    if overrides.exists():
+        from omegaconf import OmegaConf
+
+        row["overrides"] = _parse(OmegaConf.load(overrides))
+    metrics = folder / "metrics.json"
+    if metrics.exists():
+        row.update(json.loads(metrics.read_text()), status="ok")
+    return row
+
+
+def _is_run(folder: Path) -> bool:
+    return (folder / "metrics.json").exists() or (folder / ".hydra" / "config.yaml").exists()
+
+
+def collect(folders) -> list[dict]:
+    """Rows for every job record and every run folder found under `folders`."""
+    rows = []
+    for top in map(Path, folders):
+        for here, subdirs, _ in os.walk(top):
+            here = Path(here)
+            if (here / JOBS).is_dir():  # a sweep: its records, then folders without one
+                records = sorted((here / JOBS).glob("*.json"), key=lambda p: int(p.stem))
+                found = [_row(json.loads(p.read_text())) for p in records]
+                known = {r.get("folder") for r in found}
+                for name in sorted(subdirs):
+                    folder = here / name
+                    if str(folder.absolute()) not in known and _is_run(folder):
+                        found.append(_run_row(folder))  # killed, or still running
+                rows += found
+                subdirs.clear()
+            elif _is_run(here):
+                rows.append(_run_row(here))
+                subdirs.clear()
+            else:
+                subdirs.sort()
+    return rows
+
+
+def _swept(rows) -> list[str]:
+    keys = list(dict.fromkeys(k for r in rows for k in r["overrides"]))
+    varied = [k for k in keys if len({r["overrides"].get(k) for r in rows}) > 1]
+    return varied if len(rows) > 1 else keys
+
+
+def _mean_std(values, scale=1.0) -> str:
+    values = [scale * v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}" if scale != 1 else f"{values[0]:.4f}"
+    digits = 2 if scale != 1 else 4
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(rows) -> str:
+    """One line per configuration (seeds aggregated), best mean accuracy/val first."""
+    keys = [k for k in _swept(rows) if k not in SEEDS]
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault(tuple(r["overrides"].get(k, "") for k in keys), []).append(r)
+
+    def score(item):
+        ok = [r["accuracy/val"] for r in item[1] if r["status"] == "ok"]
+        return (not ok, -statistics.mean(ok) if ok else 0)
+
+    header = [*keys, "n", "accuracy/val %", "nll/val"]
+    lines = []
+    for values, group in sorted(groups.items(), key=score):
+        ok = [r for r in group if r["status"] == "ok"]
+        failed = [r["status"] for r in group if r["status"] != "ok"]
+        n = str(len(ok)) + (f" ({len(failed)} {', '.join(sorted(set(failed)))})" if failed else "")
+        accuracy = _mean_std([r.get("accuracy/val") for r in ok], scale=100)
+        lines.append([*values, n, accuracy, _mean_std([r.get("nll/val") for r in ok])])
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
+    return "\n".join(
+        "  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
+        for line in [header, *lines]
+    )
+
+
+def write_csv(rows, path, relative_to=None) -> None:
+    """summary.csv: one row per job, the overridden keys as columns, then status and metrics."""
+    keys = list(dict.fromkeys(k for r in rows for k in r["overrides"]))
+    columns = ["job", *keys, "status", "exit_code", *METRICS, *EXTRA, "folder", "error"]
+    base = relative_to or os.getcwd()
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(columns)
+            for r in rows:
+                folder = r.get("folder")
+                folder = os.path.relpath(folder, base) if folder else ""
+                cells = [r.get("job", ""), *(r["overrides"].get(k, "") for k in keys),
+                         r["status"], r.get("exit_code", CODES.get(r["status"], ""))]  # fmt: skip
+                cells += [r.get(k) for k in METRICS + EXTRA] + [folder, r.get("error") or ""]
+                out.writerow(["" if c is None else c for c in cells])
+
+    save_atomically(str(path), write)
+
+
+class SweepSummary(Callback):
+    """Hydra callback (configs/train.yaml, hydra.callbacks): a record per job, and at the end
+    of the multirun summary.csv, the failed jobs' errors, the table and the exit code."""
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        if _outcome is None and job_return.status.name == "FAILED":  # not a UserError
+            error = f"{type(job_return._return_value).__name__}: {job_return._return_value}"
+            report("failed", 1, error)
+        write_record()
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        rows = collect([sweep_dir]) if (sweep_dir / JOBS).is_dir() else []
+        if not rows:
+            return
+        where = sweep_dir / "summary.csv"
+        try:
+            write_csv(rows, where, relative_to=sweep_dir)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            _sweep_codes.append(exc.exit_code)
+            where = "not written"
+        for r in rows:
+            if r["status"] != "ok" and r.get("pid") != os.getpid() and r.get("error"):
+                overrides = " ".join(f"{k}={v}" for k, v in r["overrides"].items())
+                print(f"job {r['job']} ({overrides}) {r['status']}: error: {r['error']}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        codes = [r.get("exit_code", CODES.get(r["status"], 0)) for r in rows]
+        _sweep_codes.append(max(codes, default=0))
+        bad = sum(r["status"] != "ok" for r in rows)
+        failed = f", {bad} failed" if bad else ""
+        print(f"\n{len(rows)} jobs{failed}; summary: {where}\n{table(rows)}", flush=True)

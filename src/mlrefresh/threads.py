@@ -1,0 +1,42 @@
+"""How many CPU threads a sweep's job may use, so that parallel jobs do not oversubscribe cores.
+
+torch starts one thread per core in every process. Under a parallel launcher, N jobs on C cores
+then run N x C threads: 4 submitit_local jobs on 2 cores took 76-298 s for a sweep that takes
+15 s with one thread per job. So each job of a parallel launcher gets C / (jobs at once)
+threads: joblib runs `n_jobs` at once (-1: one per core); submitit gives a job
+`cpus_per_task` (SLURM says so in SLURM_CPUS_PER_TASK), else one. The basic launcher runs one
+job at a time and keeps torch's default.
+
+Example:
+    >>> job_threads({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher."
+    ...              "JoblibLauncher", "n_jobs": 2}, cores=8, env={})
+    4
+    >>> job_threads({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
+    ...             cores=8, env={}) is None
+    True
+"""
+
+import os
+
+__all__ = ["job_threads", "cores"]
+
+
+def cores() -> int:
+    """The cores this process may run on (not the machine's, under a cgroup or taskset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
+    """Threads for one job under `launcher` (hydra.launcher), or None for torch's default."""
+    target = str(launcher.get("_target_", ""))
+    if not target or target.endswith("BasicLauncher"):
+        return None
+    if env.get("SLURM_CPUS_PER_TASK", "").isdigit():
+        return max(1, int(env["SLURM_CPUS_PER_TASK"]))
+    if isinstance(launcher.get("cpus_per_task"), int) and launcher["cpus_per_task"] > 0:
+        return launcher["cpus_per_task"]
+    if "joblib" in target.lower():
+        n = launcher.get("n_jobs") or -1
+        at_once = n if n > 0 else max(1, cores + 1 + n)  # joblib: -1 all cores, -2 all but one
+        return max(1, cores // min(at_once, cores))
+    return 1  # submitit without cpus_per_task starts every job at once

@@ -1,0 +1,263 @@
+"""Sweeps as a user runs them: the summary, every launcher, Optuna, and a real SLURM cluster.
+
+One sweep mixes an ok job, a diverged one (lr 1e4 with the squared error on a linear model) and
+a refused one (lr -1): whatever the launcher, the console names the failures, summary.csv has
+one row per job with its status, and the sweep exits with the worst job's code (2).
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "scripts", "train.py")
+MIXED = ["model=linear", "loss=square", "optim.schedule=constant", "optim.lr=0.1,1e4,-1",
+         "trainer.epochs=3"]  # fmt: skip
+STATUS = {"0.1": "ok", "10000.0": "diverged", "-1": "refused"}
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args, cwd=ROOT, python=(sys.executable, TRAIN), timeout=300):
+    return subprocess.run([*python, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_mixed(result, sweep):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    rows = read_csv(sweep / "summary.csv")
+    assert {r["optim.lr"]: r["status"] for r in rows} == STATUS
+    ok = next(r for r in rows if r["status"] == "ok")
+    assert float(ok["accuracy/val"]) > 0.9 and ok["device"] == "cpu"
+    assert os.path.exists(sweep / ok["folder"] / "metrics.json")
+    refused = next(r for r in rows if r["status"] == "refused")
+    assert refused["folder"] == "" and "optim.lr=-1" in refused["error"]
+    assert "3 jobs, 2 failed" in result.stdout
+    table = result.stdout[result.stdout.index("optim.lr  n") :].splitlines()
+    assert table[1].startswith("0.1 ") and "(1 diverged)" in table[2] + table[3]
+    return rows
+
+
+def test_basic_launcher_summary_and_exit_code(tmp_path):
+    result = run("-m", *MIXED, f"hydra.sweep.dir={tmp_path}/sweep")
+    check_mixed(result, tmp_path / "sweep")
+    # the jobs ran in this process: each error line once, when it happened
+    assert result.stderr.count("error: optim.lr=-1") == 1
+    assert result.stderr.count("error: the loss became") == 1
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launchers_report_failed_jobs_like_basic(tmp_path, launcher):
+    sweep = tmp_path / "sweep"
+    result = run("-m", f"hydra/launcher={launcher}", *MIXED, f"hydra.sweep.dir={sweep}")
+    check_mixed(result, sweep)
+    assert "refused: error: optim.lr=-1" in result.stderr  # on the console, not only in logs
+    ok = next(r for r in read_csv(sweep / "summary.csv") if r["status"] == "ok")
+    log = (sweep / ok["folder"] / "train.log").read_text()
+    cores = len(os.sched_getaffinity(0))
+    if cores > 1:  # jobs at once = cores (joblib's n_jobs=-1; submitit starts them all)
+        assert f"1 thread(s) per job ({cores} cores)" in log
+
+
+def test_optuna_study_maximises_and_records_every_trial(tmp_path):
+    sweep = tmp_path / "study"
+    args = ["hydra.sweeper.n_trials=3", "trainer.epochs=2", f"hydra.sweep.dir={sweep}"]
+    result = run("-m", "hparams_search=optuna", *args)
+    assert result.returncode == 0, result.stderr
+    assert "Directions: ['maximize']" in result.stdout
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"ok"}
+    best = max(float(r["accuracy/val"]) for r in rows)
+    results = (sweep / "optimization_results.yaml").read_text()
+    assert f"best_value: {best}" in results
+    for r in rows:  # the momentum is sampled for SGD trials only
+        assert (r.get("optim.momentum", "") != "") == (r["optim"] == "sgd")
+
+
+def test_optuna_study_without_a_success_ends_in_one_line(tmp_path):
+    sweep = tmp_path / "study"
+    args = ["hydra.sweeper.n_trials=2", "optim.lr=1e7", f"hydra.sweep.dir={sweep}"]
+    result = run("-m", "hparams_search=optuna", *args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "float-castable" not in result.stdout
+    assert "error: no trial of the study succeeded (2 failed)" in result.stderr
+    assert "a trial failed (refused or diverged" in result.stdout
+    assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["refused", "refused"]
+
+
+def test_optuna_without_its_plugin_says_how_to_install_it(tmp_path):
+    hide = ("import runpy, sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None; "
+            f"sys.argv = sys.argv[1:]; runpy.run_path({TRAIN!r}, run_name='__main__')")  # fmt: skip
+    result = run(TRAIN, "-m", "hparams_search=optuna", python=(sys.executable, "-c", hide),
+                 cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        "error: hydra/sweeper=optuna needs its Hydra plugin, which is not installed; run "
+        'pip install -e ".[sweep]" (or make train)'
+    )
+    assert os.listdir(tmp_path) == []
+
+
+def test_summarize_script(tmp_path):
+    sweep = tmp_path / "sweep"
+    made = run("-m", "seed=1,2", "optim.lr=0.1,-1", "trainer.epochs=2", f"hydra.sweep.dir={sweep}")
+    assert made.returncode == 2
+    single = run("trainer.epochs=2", f"hydra.run.dir={tmp_path}/runs/one")
+    assert single.returncode == 0, single.stderr
+    summarize = (sys.executable, os.path.join(ROOT, "scripts", "summarize.py"))
+    result = run(str(tmp_path), "--csv", str(tmp_path / "all.csv"), python=summarize)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"5 runs; summary: {tmp_path / 'all.csv'}"
+    assert lines[1].split() == ["optim.lr", "n", "accuracy/val", "%", "nll/val"]
+    lr01 = next(line for line in lines if line.startswith("0.1 "))
+    assert lr01.split()[1] == "2" and "±" in lr01  # two seeds in one row
+    assert "0 (2 refused)" in lines[-1]
+    rows = read_csv(tmp_path / "all.csv")
+    assert sorted(r["status"] for r in rows) == ["ok", "ok", "ok", "refused", "refused"]
+    assert os.path.relpath(tmp_path / "runs" / "one", ROOT) in [r["folder"] for r in rows]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in ([str(empty)], [str(tmp_path / "missing")]):
+        result = run(*args, python=summarize)
+        assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+        assert result.stderr.startswith("error: ")
+
+
+# -- a real one-node SLURM cluster (scripts/slurm_cluster.sh; .ci/run starts it) ---------------
+
+
+def _cluster_down() -> str | None:
+    """Why the cluster cannot be used here, or None."""
+    if shutil.which("sinfo") is None:
+        return "SLURM is not installed (apt-get install slurm-wlm munge; scripts/slurm_cluster.sh)"
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if state.returncode != 0 or not {"idle", "mixed"} & set(state.stdout.split()):
+        return f"no idle SLURM node (sudo scripts/slurm_cluster.sh start): {state.stderr.strip()}"
+    return None
+
+
+def readme_command(marker: str) -> list[str]:
+    """The command in README.md's code block that starts with `marker`."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        line = next(line for line in f if line.startswith(marker))
+    return line.split("#")[0].split()[2:]  # after `python scripts/train.py`
+
+
+@pytest.mark.skipif(_cluster_down() is not None, reason=str(_cluster_down()))
+def test_readme_slurm_sweep_on_a_real_cluster(tmp_path):
+    args = readme_command("python scripts/train.py -m hydra/launcher=slurm")
+    result = run(*args, f"hydra.sweep.dir={tmp_path}/sweep", cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "sweep" / "summary.csv")
+    assert {r["loss"]: r["status"] for r in rows} == {"square": "ok", "ce": "ok"}
+    accounting = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
+    if "accounting_storage/slurmdbd" in accounting.stdout:  # sacct answers: no warnings
+        assert "sacct" not in result.stdout + result.stderr
+
+
+# -- TensorBoard's HParams table, from a real TensorBoard over HTTP ---------------------------
+
+
+def _hparams_table(logdir, timeout=90):
+    """What TensorBoard's HParams dashboard is given: (name, differs) per key, in its order."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    server = subprocess.Popen([tensorboard, "--logdir", str(logdir), "--host", "127.0.0.1",
+                               "--port", str(port), "--load_fast=false"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/data/plugin/hparams/experiment",
+        data=json.dumps({"experimentName": ""}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    infos = json.load(answer).get("hparamInfos", [])
+                if infos:
+                    return [(h["name"], h.get("differs", False)) for h in infos]
+            except OSError:  # not listening yet, or still reading the event files
+                pass
+            time.sleep(0.5)
+        raise AssertionError("TensorBoard gave no HParams table")
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_hparams_table_lists_the_swept_keys_first_and_every_runs_keys(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run("-m", "dataset=blobs,xor", "optim.lr=0.1,0.3", "trainer.epochs=2",
+                 "trainer.images=false", f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = _hparams_table(sweep)
+    names = [name for name, _ in table]
+    differ = [name for name, differs in table if differs]
+    # swept first (dataset.std differs too: 1.0 for blobs, 0.5 for xor), then the rest
+    assert set(names[:3]) == {"dataset.name", "optim.lr", "dataset.std"} == set(differ)
+    assert "dataset.num_classes" in names  # blobs has it, xor does not: still a column
+    assert "device.used" in names
+
+
+@pytest.mark.skipif(_cluster_down() is not None, reason=str(_cluster_down()))
+def test_preempted_slurm_job_is_requeued_and_resumes_from_last_pt(tmp_path):
+    """submitit's preemption signal (USR2): the job saves nothing new, submitit requeues it,
+    and the requeued job finds its own folder and goes on from last.pt, each epoch logged
+    once. (SLURM holds a requeued job for two minutes; the test lets it start at once.)"""
+    import time
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug", "trainer.epochs=100",
+            "dataset.n_train=20000", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    child = subprocess.Popen([sys.executable, TRAIN, *args], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+    def wait_for(condition, timeout=180):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+            time.sleep(0.2)
+
+    folder = sweep / "dataset.n_train=20000,trainer.epochs=100"
+    wait_for(lambda: (folder / "last.pt").exists())
+    job = next(d.name for d in (sweep / ".submitit").iterdir() if d.name[0].isdigit())  # 12_0
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+
+    def held():
+        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True)
+        return "JobState=PENDING" in shown.stdout and "Restarts=1" in shown.stdout
+
+    wait_for(held)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err
+    names = sorted(d.name for d in sweep.iterdir() if d.name[0] != ".")
+    assert names == sorted([folder.name, "multirun.yaml", "summary.csv"])  # no `<name>-1`
+    log = (folder / "train.log").read_text()
+    assert "requeued by SLURM: resuming" in log and "epoch 100/100" in log
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/val")] == list(range(1, 101))
+    assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["ok"]
