@@ -105,6 +105,11 @@ start() {
   pgrep -x slurmd >/dev/null || slurmd
   for _ in $(seq 1 30); do
     if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+      # a job must run, not only the node be idle: else stop, so that tests skip
+      if ! timeout 60 srun -N1 -t 1 true >/dev/null 2>&1; then
+        stop >/dev/null
+        die "the node is up but a test job (srun true) did not run; see $STATE/slurmd.log"
+      fi
       echo "slurm_cluster: up: $(sinfo -h -o '%P %D node(s) %c CPUs %T')"
       return 0
     fi

@@ -24,7 +24,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     missing = [f for f in args.folders if not os.path.isdir(f)]
     if missing:
-        print(f"error: {missing[0]}: no such folder; give a sweep or run folder, e.g. "
+        what = "not a folder" if os.path.exists(missing[0]) else "no such folder"
+        print(f"error: {missing[0]}: {what}; give a sweep or run folder, e.g. "
               "outputs/multirun/<date>_<time>", file=sys.stderr)  # fmt: skip
         return 2
     rows = summary.collect(args.folders)

@@ -261,3 +261,20 @@ def test_preempted_slurm_job_is_requeued_and_resumes_from_last_pt(tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("loss/val")] == list(range(1, 101))
     assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["ok"]
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (["hydra/launcher=bogus"], "error: unknown option hydra/launcher=bogus; choose one of "),
+        (["hydra/sweeper=bogus"], "error: unknown option hydra/sweeper=bogus; choose one of "),
+        (["hparams_search=bogus"], "error: unknown option hparams_search=bogus; choose one of "),
+        (["--cfg", "job"], "error: Only one of --run, --multirun, --cfg"),
+    ],
+)
+def test_bad_sweep_command_lines_are_refused_in_one_line(tmp_path, args, first_line):
+    result = run("-m", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(first_line), result.stderr
+    assert "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []

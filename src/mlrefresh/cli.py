@@ -147,6 +147,12 @@ def launch(hydra_main) -> int:
             return 2  # Hydra refused the command line before the run started
         held.release()
         return code
+    except ValueError as exc:  # Hydra's check of its own flags (-m with --cfg), before any run
+        if held.released:
+            raise
+        held.release()
+        _say(f"error: {exc}; give one of them per command")
+        return 2
     except signals.Interrupted as exc:
         held.release()
         if not getattr(exc, "reported", False):
