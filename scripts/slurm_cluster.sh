@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A one-node SLURM cluster on this machine, to try (and test) the submitit_slurm path.
 # Usage: sudo scripts/slurm_cluster.sh start|stop|status
-#   then: python scripts/train.py -m hydra/launcher=submitit_slurm hydra.launcher.partition=debug loss=square,ce
+#   then: python scripts/train.py -m hydra/launcher=slurm hydra.launcher.partition=debug loss=square,ce
 # Needs root and Debian's packages: apt-get install -y slurm-wlm munge slurmdbd mariadb-server
 # It writes /etc/slurm/slurm.conf and slurmdbd.conf (refusing to replace files it did not
 # write) and starts munged, MariaDB, slurmdbd, slurmctld and slurmd. slurmdbd keeps job

@@ -32,7 +32,7 @@ from hydra.experimental.callback import Callback
 from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
 
-__all__ = ["SweepSummary", "collect", "exit_code", "report", "table", "write_csv"]
+__all__ = ["SweepSummary", "collect", "exit_code", "report", "table", "write_csv", "write_record"]
 
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]

@@ -14,6 +14,10 @@ Example:
     >>> job_threads({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
     ...             cores=8, env={}) is None
     True
+    >>> slurm = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
+    ...          "SlurmLauncher", "cpus_per_task": None}
+    >>> job_threads(slurm, cores=64, env={}), job_threads(slurm, 64, {"SLURM_CPUS_PER_TASK": "4"})
+    (1, 4)
 """
 
 import os
