@@ -61,7 +61,11 @@ def test_parallel_launchers_report_failed_jobs_like_basic(tmp_path, launcher):
     sweep = tmp_path / "sweep"
     result = run("-m", f"hydra/launcher={launcher}", *MIXED, f"hydra.sweep.dir={sweep}")
     check_mixed(result, sweep)
-    assert "refused: error: optim.lr=-1" in result.stderr  # on the console, not only in logs
+    # on the console once: joblib's workers write to it; submitit's to log files, so the
+    # summary names the failed jobs again at the end
+    assert result.stderr.count("error: optim.lr=-1") == 1, result.stderr
+    listed = "refused: error: optim.lr=-1" in result.stderr
+    assert listed == (launcher == "submitit_local")
     ok = next(r for r in read_csv(sweep / "summary.csv") if r["status"] == "ok")
     log = (sweep / ok["folder"] / "train.log").read_text()
     cores = len(os.sched_getaffinity(0))
@@ -278,3 +282,15 @@ def test_bad_sweep_command_lines_are_refused_in_one_line(tmp_path, args, first_l
     assert result.stderr.splitlines()[0].startswith(first_line), result.stderr
     assert "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_summary_with_hydras_own_job_folder_names(tmp_path):
+    """hydra.sweep.subdir set by the user (here Hydra's default pattern, one level deeper):
+    the records are found, the summary and the exit code are the same."""
+    sweep = tmp_path / "sweep"
+    result = run("-m", "optim.lr=0.1,-1", "trainer.epochs=2", f"hydra.sweep.dir={sweep}",
+                 "hydra.sweep.subdir=${hydra.job.num}/run")  # fmt: skip
+    assert result.returncode == 2
+    rows = read_csv(sweep / "summary.csv")
+    assert [(r["optim.lr"], r["status"]) for r in rows] == [("0.1", "ok"), ("-1", "refused")]
+    assert os.path.exists(sweep / rows[0]["folder"] / "metrics.json")

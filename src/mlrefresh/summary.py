@@ -4,9 +4,9 @@ Every job of a multirun leaves a record, `<sweep dir>/.jobs/<job num>.json`, wri
 job's own process (so it works under every launcher and sweeper: basic, joblib, submitit,
 Optuna): its overrides, status (ok, refused, diverged, failed, interrupted), exit code, error
 line, folder and final metrics. At the end of the multirun `SweepSummary.on_multirun_end` (in
-the process that started the sweep) gathers the records into `summary.csv`, prints the failed
-jobs' error lines that this console has not shown yet, prints the table and sets the sweep's
-exit code (the worst job's). The table has one row per configuration, the seeds (`seed`,
+the process that started the sweep) gathers the records into `summary.csv`, prints the error
+lines of failed jobs that went elsewhere (submitit's log files), prints the table and sets the
+sweep's exit code (the worst job's). The table has one row per configuration, the seeds (`seed`,
 `dataset.seed`) aggregated: n, mean ± std of accuracy/val and of nll/val, best first.
 `scripts/summarize.py DIR ...` prints the same table for folders that exist already.
 
@@ -61,6 +61,16 @@ def _parse(overrides) -> dict:
     return {k.lstrip("+~"): v for k, v in pairs}
 
 
+def _stderr_id():
+    """Which file this process's stderr is: a job whose error line went to the same file as
+    the launching process's (basic launcher, joblib workers) was shown on that console."""
+    try:
+        st = os.fstat(sys.stderr.fileno())
+        return [st.st_dev, st.st_ino]
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def write_record(status=None, exit_code=0, error=None, metrics=None) -> None:
     """The record of the job running in this process, if it is part of a multirun."""
     from hydra.core.hydra_config import HydraConfig
@@ -75,7 +85,8 @@ def write_record(status=None, exit_code=0, error=None, metrics=None) -> None:
         return
     folder = os.path.abspath(hydra.runtime.output_dir)
     record = {"job": hydra.job.num, "overrides": list(hydra.overrides.task), **outcome,
-              "folder": folder if os.path.isdir(folder) else None, "pid": os.getpid()}  # fmt: skip
+              "folder": folder if os.path.isdir(folder) else None,
+              "stderr": _stderr_id()}  # fmt: skip
     jobs = os.path.join(os.path.dirname(folder), JOBS)  # the job folder is one level down
     try:
         os.makedirs(jobs, exist_ok=True)
@@ -211,7 +222,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        rows = collect([sweep_dir]) if (sweep_dir / JOBS).is_dir() else []
+        rows = collect([sweep_dir])  # records one level down (or deeper: a custom subdir)
         if not rows:
             return
         where = sweep_dir / "summary.csv"
@@ -222,7 +233,8 @@ class SweepSummary(Callback):
             _sweep_codes.append(exc.exit_code)
             where = "not written"
         for r in rows:
-            if r["status"] != "ok" and r.get("pid") != os.getpid() and r.get("error"):
+            shown = r.get("stderr") is not None and r.get("stderr") == _stderr_id()
+            if r["status"] != "ok" and not shown and r.get("error"):
                 overrides = " ".join(f"{k}={v}" for k, v in r["overrides"].items())
                 print(f"job {r['job']} ({overrides}) {r['status']}: error: {r['error']}",
                       file=sys.stderr, flush=True)  # fmt: skip
