@@ -248,3 +248,16 @@ def test_two_sweeps_started_together_and_repeated_overrides_get_their_own_folder
             if os.path.isdir(tmp_path / "outputs/multirun" / sweep / d) and d != ".jobs"
         )  # fmt: skip
         assert jobs == ["seed=1,trainer.epochs=2", "seed=1,trainer.epochs=2-1"]
+
+
+@pytest.mark.slow
+def test_a_sweep_jobs_folder_resumes_though_its_name_holds_commas_and_equals(tmp_path):
+    """`trainer.resume=outputs/multirun/<sweep>/seed=1,trainer.epochs=2`: the = and , in the
+    folder name are quoted for Hydra, not read as overrides."""
+    made = run(["-m", "seed=1", "trainer.epochs=2", "hydra.sweep.dir=sweep"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    job = tmp_path / "sweep" / "seed=1,trainer.epochs=2"
+    resumed = run([f"trainer.resume={job}", "trainer.epochs=3"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert steps(job) == [1, 2, 3]
+    assert torch.load(job / LAST, weights_only=True)["epoch"] == 3

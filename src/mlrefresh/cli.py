@@ -106,13 +106,23 @@ def exit_status() -> int:
     return max(*_codes, summary.exit_code(), 0)
 
 
+def _hydra_quote(value: str) -> str:
+    """A value quoted for Hydra's override grammar: a sweep job's folder (`.../loss=ce,seed=1`)
+    holds = and , which Hydra would otherwise read as syntax."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
 def _resume_in_place(argv: list[str]) -> None:
     """`trainer.resume=DIR` continues the run in DIR: Hydra is told to use DIR as the run folder
     and not to overwrite the run's .hydra/ record with the resuming command's config."""
-    values = [a.split("=", 1)[1] for a in argv[1:] if a.lstrip("+").startswith("trainer.resume=")]
-    if not values or values[-1] in ("", "null"):
+    where = [i for i, a in enumerate(argv) if i and a.lstrip("+").startswith("trainer.resume=")]
+    if not where:
         return
-    folder = values[-1]
+    folder = argv[where[-1]].split("=", 1)[1]
+    if len(folder) > 1 and folder[0] == folder[-1] and folder[0] in "'\"":
+        folder = folder[1:-1]  # quoted for Hydra already
+    if folder in ("", "null"):
+        return
     if any(a in ("-m", "--multirun") for a in argv) or any(
         a.startswith("hydra.run.dir=") for a in argv
     ):
@@ -124,7 +134,8 @@ def _resume_in_place(argv: list[str]) -> None:
             f"trainer.resume={folder}: no such folder; give an earlier run's folder, e.g. "
             "trainer.resume=outputs/runs/<date>/<time>"
         )
-    argv += [f"hydra.run.dir={folder}", "hydra.output_subdir=null"]
+    argv[where[-1]] = f"trainer.resume={_hydra_quote(folder)}"
+    argv += [f"hydra.run.dir={_hydra_quote(folder)}", "hydra.output_subdir=null"]
 
 
 def launch(hydra_main) -> int:

@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 import time
 
@@ -122,7 +123,7 @@ def _diverged(value, epoch, cfg, run_dir) -> str:
 
 def _interrupted(epoch, epochs, run_dir, saved_epoch) -> signals.Interrupted:
     if saved_epoch:
-        how = f"resume with: python scripts/train.py trainer.resume={run_dir}"
+        how = f"resume with: python scripts/train.py {shlex.quote(f'trainer.resume={run_dir}')}"
     elif epoch > 1:  # trainer.checkpoint_every > 1: logged, but no last.pt yet
         how = f"epochs 1-{epoch - 1} are logged in {run_dir}; no last.pt yet, nothing to resume"
     else:
