@@ -294,3 +294,21 @@ def test_summary_with_hydras_own_job_folder_names(tmp_path):
     rows = read_csv(sweep / "summary.csv")
     assert [(r["optim.lr"], r["status"]) for r in rows] == [("0.1", "ok"), ("-1", "refused")]
     assert os.path.exists(sweep / rows[0]["folder"] / "metrics.json")
+
+
+def test_launcher_settings_that_cannot_work_are_refused_before_any_job(tmp_path):
+    result = run("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: hydra.launcher.n_jobs=0 must be a whole number of processes, not 0 (-1: one per "
+        "core), e.g. hydra.launcher.n_jobs=2"
+    )
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    no_slurm = {**os.environ, "PATH": str(empty)}  # a machine without SLURM's commands
+    result = subprocess.run([sys.executable, TRAIN, "-m", "hydra/launcher=slurm"], cwd=tmp_path,
+                            env=no_slurm, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the SLURM launcher needs SLURM's sbatch")
+    assert len(result.stderr.splitlines()) == 1
+    assert os.listdir(tmp_path) == ["bin"]  # no sweep folder left

@@ -30,7 +30,7 @@ from mlrefresh import rundir, signals, summary
 from mlrefresh.checkpoint import LAST
 from mlrefresh.console import HeldStderr, quiet_broken_pipe, quiet_writer_threads
 from mlrefresh.errors import ConfigError, DivergedError, UserError
-from mlrefresh.threads import cores, job_threads
+from mlrefresh.launchers import cores, job_threads
 from mlrefresh.train import train
 
 __all__ = ["exit_status", "launch", "run_job"]
@@ -54,7 +54,7 @@ def _config_error(exc: OmegaConfBaseException) -> ConfigError:
 
 
 def _set_threads(hydra) -> None:
-    """A job of a parallel launcher takes its share of the cores (see threads.py)."""
+    """A job of a parallel launcher takes its share of the cores (see launchers.py)."""
     from omegaconf import OmegaConf
 
     launcher = OmegaConf.to_container(hydra.launcher, resolve=True)

@@ -190,17 +190,21 @@ def discard_unused() -> None:
 
 
 class RunFolders(Callback):
-    """Hydra callback: claim the run (or sweep) folder before Hydra writes into it, and let the
-    held-back stderr through once the run starts (see console.HeldStderr)."""
+    """Hydra callback: claim the run (or sweep) folder before Hydra writes into it, check the
+    launcher's settings before a sweep (launchers.check_launcher), and let the held-back
+    stderr through once the run starts (see console.HeldStderr)."""
 
     def on_run_start(self, config, **kwargs) -> None:
         self._claim(config, "hydra.run.dir")
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        self._claim(config, "hydra.sweep.dir")
+        self._claim(config, "hydra.sweep.dir", launcher=True)
 
     @staticmethod
-    def _claim(config, key):
+    def _claim(config, key, launcher=False):
+        from mlrefresh.launchers import check_launcher
+
+        claimed = None
         try:
             try:
                 path = OmegaConf.select(config, key)
@@ -210,6 +214,9 @@ class RunFolders(Callback):
                     raise cause from None
                 raise
             claim(str(path))
+            claimed = str(path)
+            if launcher:
+                check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
         except UserError as exc:
             error = exc
         else:
@@ -218,5 +225,7 @@ class RunFolders(Callback):
         if release:
             release()
         if error is not None:
+            if claimed is not None:  # the launcher was refused: the sweep folder goes again
+                discard(claimed)
             print(f"error: {error}", file=sys.stderr, flush=True)
             raise SystemExit(error.exit_code)

@@ -1,4 +1,9 @@
-"""How many CPU threads a sweep's job may use, so that parallel jobs do not oversubscribe cores.
+"""What the parallel launchers need: their settings checked before a sweep starts, and how many
+CPU threads a sweep's job may use, so that parallel jobs do not oversubscribe the cores.
+
+`check_launcher` refuses, in one line before any job, what would otherwise end in a launcher's
+traceback once the sweep has started: joblib's `n_jobs=0`, a SLURM launcher on a machine
+without SLURM's commands.
 
 torch starts one thread per core in every process. Under a parallel launcher, N jobs on C cores
 then run N x C threads: 4 submitit_local jobs on 2 cores took 76-298 s for a sweep that takes
@@ -21,8 +26,11 @@ Example:
 """
 
 import os
+import shutil
 
-__all__ = ["job_threads", "cores"]
+from mlrefresh.errors import ConfigError
+
+__all__ = ["check_launcher", "cores", "job_threads"]
 
 
 def cores() -> int:
@@ -44,3 +52,23 @@ def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
         at_once = n if n > 0 else max(1, cores + 1 + n)  # joblib: -1 all cores, -2 all but one
         return max(1, cores // min(at_once, cores))
     return 1  # submitit without cpus_per_task starts every job at once
+
+
+def check_launcher(launcher: dict) -> None:
+    """ConfigError for launcher settings that cannot work here (see the module docstring)."""
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target.lower():
+        n = launcher.get("n_jobs")
+        if not isinstance(n, int) or isinstance(n, bool) or n == 0:
+            raise ConfigError(
+                f"hydra.launcher.n_jobs={n} must be a whole number of processes, not 0 "
+                "(-1: one per core), e.g. hydra.launcher.n_jobs=2"
+            )
+    if target.endswith("SlurmLauncher"):
+        missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
+        if missing:
+            raise ConfigError(
+                f"the SLURM launcher needs SLURM's {missing[0]}, which is not on this machine's "
+                "PATH; run from a cluster's login node, or start a one-node cluster here "
+                "(sudo scripts/slurm_cluster.sh start)"
+            )
