@@ -28,6 +28,11 @@ def main(argv=None) -> int:
         print(f"error: {missing[0]}: {what}; give a sweep or run folder, e.g. "
               "outputs/multirun/<date>_<time>", file=sys.stderr)  # fmt: skip
         return 2
+    target = os.path.dirname(os.path.abspath(args.csv)) if args.csv else None
+    if target and not os.path.isdir(target):
+        print(f"error: --csv {args.csv}: the folder {target} does not exist; give a file in an "
+              "existing folder", file=sys.stderr)  # fmt: skip
+        return 2
     rows = summary.collect(args.folders)
     if not rows:
         print(f"error: no runs in {', '.join(args.folders)}; give a folder that a run or a "

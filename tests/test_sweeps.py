@@ -132,7 +132,7 @@ def test_summarize_script(tmp_path):
     assert os.path.relpath(tmp_path / "runs" / "one", ROOT) in [r["folder"] for r in rows]
     empty = tmp_path / "empty"
     empty.mkdir()
-    for args in ([str(empty)], [str(tmp_path / "missing")]):
+    for args in ([str(empty)], [str(tmp_path / "missing")], [str(tmp_path), "--csv", "no/x.csv"]):
         result = run(*args, python=summarize)
         assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
         assert result.stderr.startswith("error: ")
