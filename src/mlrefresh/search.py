@@ -2,15 +2,24 @@
 
 Optuna's Hydra sweeper calls `custom_search_space(cfg, trial)` after sampling `params`; a value
 suggested here becomes one more override of the trial. SGD has a momentum, Adam does not
-(`optim.momentum` would be refused as an unknown key under optim=adam).
+(`optim.momentum` would be refused as an unknown key under optim=adam). The optimizer is the
+trial's sampled one, or the one fixed on the command line (`optim=adam`, a user attribute of
+the trial), or the config's.
 
 Example:
     >>> import optuna
-    >>> trial = optuna.create_study().ask({"optim": optuna.distributions.CategoricalDistribution(
-    ...     ["sgd"])})
-    >>> momentum(None, trial)
+    >>> from omegaconf import OmegaConf
+    >>> cfg = OmegaConf.create({"optim": {"name": "sgd"}})
+    >>> study = optuna.create_study()
+    >>> trial = study.ask({"optim": optuna.distributions.CategoricalDistribution(["sgd"])})
+    >>> momentum(cfg, trial)
     >>> 0.0 <= trial.params["optim.momentum"] <= 0.99
     True
+    >>> fixed = study.ask()
+    >>> fixed.set_user_attr("optim", "adam")  # python scripts/train.py -m ... optim=adam
+    >>> momentum(cfg, fixed)
+    >>> "optim.momentum" in fixed.params
+    False
 """
 
 __all__ = ["momentum"]
@@ -18,5 +27,7 @@ __all__ = ["momentum"]
 
 def momentum(cfg, trial) -> None:
     """SGD trials sample optim.momentum in [0, 0.99]."""
-    if trial.params.get("optim", "sgd") == "sgd":
+    default = cfg.optim.name if cfg is not None and "optim" in cfg else "sgd"
+    optimizer = trial.params.get("optim", trial.user_attrs.get("optim", default))
+    if optimizer == "sgd":
         trial.suggest_float("optim.momentum", 0.0, 0.99)
