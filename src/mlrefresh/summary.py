@@ -130,7 +130,8 @@ def collect(folders) -> list[dict]:
         for here, subdirs, _ in os.walk(top):
             here = Path(here)
             if (here / JOBS).is_dir():  # a sweep: its records, then folders without one
-                records = sorted((here / JOBS).glob("*.json"), key=lambda p: int(p.stem))
+                records = [p for p in (here / JOBS).glob("*.json") if p.stem.isdigit()]
+                records.sort(key=lambda p: int(p.stem))
                 found = [_row(json.loads(p.read_text())) for p in records]
                 known = {r.get("folder") for r in found}
                 for name in sorted(subdirs):
@@ -155,11 +156,9 @@ def _swept(rows) -> list[str]:
 
 def _mean_std(values, scale=1.0) -> str:
     values = [scale * v for v in values if v is not None]
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return f"{values[0]:.2f}" if scale != 1 else f"{values[0]:.4f}"
-    digits = 2 if scale != 1 else 4
+    digits = 2 if scale != 1 else 4  # percent, or nats
+    if len(values) < 2:
+        return f"{values[0]:.{digits}f}" if values else "-"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
