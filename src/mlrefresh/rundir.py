@@ -51,6 +51,7 @@ __all__ = [
 _created: list[Path] = []  # folders this process made, in the order it made them
 _before: dict[Path, set[str]] = {}  # user-named folders that existed: their entries then
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
+JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
 
 
 def _key(path) -> Path:
@@ -122,7 +123,7 @@ def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     if len(name.encode()) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
-    note = Path(sweep_dir) / ".jobs" / f"{num}.folder"
+    note = Path(sweep_dir) / JOBS / f"{num}.folder"
     if requeued() and note.is_file():
         return note.read_text().strip()
     try:

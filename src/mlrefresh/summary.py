@@ -31,13 +31,13 @@ from hydra.experimental.callback import Callback
 
 from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
+from mlrefresh.rundir import JOBS
 
 __all__ = ["SweepSummary", "collect", "exit_code", "report", "table", "write_csv", "write_record"]
 
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
 EXTRA = ["epochs", "train_seconds", "device"]
-JOBS = ".jobs"
 CODES = {"ok": 0, "diverged": 1, "refused": 2, "failed": 2, "unfinished": 1}  # no record: killed
 
 _outcome: dict | None = None  # what run_job said about the job this process just ran
