@@ -312,3 +312,33 @@ def test_launcher_settings_that_cannot_work_are_refused_before_any_job(tmp_path)
     assert result.stderr.startswith("error: the SLURM launcher needs SLURM's sbatch")
     assert len(result.stderr.splitlines()) == 1
     assert os.listdir(tmp_path) == ["bin"]  # no sweep folder left
+
+
+def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
+    """SIGINT to the terminal's process group while joblib's workers train: one line that says
+    where the sweep is and how to resume a job; each job keeps its last.pt (loadable)."""
+    import signal
+    import time
+
+    import torch
+
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hydra/launcher=joblib", "seed=1,2", "trainer.epochs=1000",
+            "dataset.n_train=20000", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    child = subprocess.Popen([sys.executable, TRAIN, *args], cwd=tmp_path, text=True,
+                             start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while len(list(sweep.glob("*/last.pt"))) < 2:
+        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.2)
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err
+    assert f"interrupted (SIGINT) during the sweep in {sweep}" in err
+    for last in sweep.glob("*/last.pt"):
+        assert torch.load(last, weights_only=True)["epoch"] >= 1
+    summarize = (sys.executable, os.path.join(ROOT, "scripts", "summarize.py"))
+    listed = run(str(sweep), python=summarize)
+    assert "0 (2 unfinished)" in listed.stdout  # seeds aggregated, neither finished

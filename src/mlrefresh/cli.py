@@ -167,7 +167,13 @@ def launch(hydra_main) -> int:
     except signals.Interrupted as exc:
         held.release()
         if not getattr(exc, "reported", False):
-            _say(f"{exc} before the run started; nothing was saved")
+            if held.released and rundir.sweep_dir():  # jobs in other processes (joblib)
+                sweep = rundir.sweep_dir()
+                _say(f"{exc} during the sweep in {sweep}; a job folder with a last.pt resumes "
+                     "with: python scripts/train.py trainer.resume=<job folder> (python "
+                     f"scripts/summarize.py {sweep} lists them)")  # fmt: skip
+            else:
+                _say(f"{exc} before the run started; nothing was saved")
             rundir.discard_unused()
         return exc.exit_code
     finally:

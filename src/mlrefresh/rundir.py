@@ -44,11 +44,13 @@ __all__ = [
     "discard_unused",
     "register_resolvers",
     "requeued",
+    "sweep_dir",
     "unique_dir",
     "unique_subdir",
 ]
 
 _created: list[Path] = []  # folders this process made, in the order it made them
+_sweep: list[str] = []  # the sweep folder of this process's multirun, once claimed
 _before: dict[Path, set[str]] = {}  # user-named folders that existed: their entries then
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
@@ -182,6 +184,11 @@ def discard(run_dir) -> None:
                 made.rmdir()
 
 
+def sweep_dir() -> str | None:
+    """The folder of the sweep this process started (-m), if one started."""
+    return _sweep[-1] if _sweep else None
+
+
 def discard_unused() -> None:
     """Remove the folders this process made that hold nothing but Hydra's files (a run
     interrupted before it began); folders with results stay."""
@@ -217,6 +224,7 @@ class RunFolders(Callback):
             claim(str(path))
             claimed = str(path)
             if launcher:
+                _sweep.append(claimed)
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
         except UserError as exc:
             error = exc
