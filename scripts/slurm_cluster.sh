@@ -35,6 +35,12 @@ accounting() {  # MariaDB + slurmdbd, when installed; sets STORAGE, the slurm.co
       return
     fi
   fi
+  if [ ! -e "$STATE/state/job_state" ]; then
+    # slurmctld starts numbering jobs at 1 again: old accounting records with the same ids
+    # would tell submitit (sacct) that a new job had long finished, so start those afresh too
+    pkill -x slurmdbd 2>/dev/null && sleep 2
+    mysql -e "DROP DATABASE IF EXISTS slurm_acct_db;"
+  fi
   mysql -e "CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm';
             GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';"
   cat > "$DBD_CONF" <<DBD
