@@ -20,7 +20,8 @@ import tempfile
 from collections import defaultdict
 
 import torch
-import yaml
+
+from mlrefresh.summary import read_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = ("saturation", "clamped", "outliers", "xor", "kl")
@@ -34,8 +35,7 @@ def load_runs(sweep_dir):
         last = os.path.join(folder, "last.pt")
         if not os.path.exists(last):
             continue
-        with open(os.path.join(folder, ".hydra", "overrides.yaml")) as f:
-            overrides = dict(o.split("=", 1) for o in yaml.safe_load(f))
+        overrides = read_overrides(folder)
         state = torch.load(last, weights_only=True)
         runs.append({"o": overrides, "history": state["history"], "final": state["history"][-1]})
     return runs

@@ -14,15 +14,14 @@ Example:
 import os
 from collections import defaultdict
 
-import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mlrefresh.errors import DataError
 from mlrefresh.figures import plt, save
+from mlrefresh.summary import SEEDS, read_overrides
 
 __all__ = ["draw_sweep", "read_sweep"]
 
-SEEDS = ("seed", "dataset.seed")
 COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
 DASHES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
 
@@ -34,13 +33,11 @@ def read_sweep(sweep_dir) -> list[dict]:
     jobs = []
     for name in sorted(os.listdir(sweep_dir)):
         folder = os.path.join(sweep_dir, name)
-        overrides_file = os.path.join(folder, ".hydra", "overrides.yaml")
-        if not os.path.isfile(overrides_file):
+        if not os.path.isfile(os.path.join(folder, ".hydra", "overrides.yaml")):
             continue
         if not any("tfevents" in f for f in os.listdir(folder)):
             continue
-        with open(overrides_file) as f:
-            overrides = dict(o.lstrip("+").split("=", 1) for o in yaml.safe_load(f) or [])
+        overrides = read_overrides(folder)
         acc = EventAccumulator(folder, size_guidance={"scalars": 0})
         acc.Reload()
         scalars = {}

@@ -27,13 +27,15 @@ import statistics
 import sys
 from pathlib import Path
 
+import yaml
 from hydra.experimental.callback import Callback
 
 from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
 from mlrefresh.rundir import JOBS
 
-__all__ = ["SweepSummary", "collect", "exit_code", "report", "table", "write_csv", "write_record"]
+__all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "parse_overrides", "read_overrides",
+           "report", "table", "write_csv", "write_record"]  # fmt: skip
 
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
@@ -55,10 +57,16 @@ def exit_code() -> int:
     return max(_sweep_codes, default=0)
 
 
-def _parse(overrides) -> dict:
+def parse_overrides(overrides) -> dict:
     """["loss=square", "+trainer.x=1"] -> {"loss": "square", "trainer.x": "1"}"""
-    pairs = (o.split("=", 1) if "=" in o else (o, "") for o in overrides)
+    pairs = (o.split("=", 1) if "=" in o else (o, "") for o in overrides or [])
     return {k.lstrip("+~"): v for k, v in pairs}
+
+
+def read_overrides(folder) -> dict:
+    """A run folder's command-line overrides (Hydra's .hydra/overrides.yaml) as a dict."""
+    with open(Path(folder) / ".hydra" / "overrides.yaml") as f:
+        return parse_overrides(yaml.safe_load(f))
 
 
 def _stderr_id():
@@ -97,7 +105,7 @@ def write_record(status=None, exit_code=0, error=None, metrics=None) -> None:
 
 
 def _row(record: dict) -> dict:
-    row = {**record, "overrides": _parse(record.get("overrides", []))}
+    row = {**record, "overrides": parse_overrides(record.get("overrides"))}
     row.update(record.get("metrics") or {})
     folder = record.get("folder")
     if row["status"] != "ok" and folder and os.path.exists(os.path.join(folder, "metrics.json")):
@@ -107,12 +115,9 @@ def _row(record: dict) -> dict:
 
 def _run_row(folder: Path) -> dict:
     """A run folder without a record (a single run, an older sweep)."""
-    overrides = folder / ".hydra" / "overrides.yaml"
     row = {"overrides": {}, "status": "unfinished", "folder": str(folder), "error": None}
-    if overrides.exists():
-        from omegaconf import OmegaConf
-
-        row["overrides"] = _parse(OmegaConf.load(overrides))
+    if (folder / ".hydra" / "overrides.yaml").exists():
+        row["overrides"] = read_overrides(folder)
     metrics = folder / "metrics.json"
     if metrics.exists():
         row.update(json.loads(metrics.read_text()), status="ok")
