@@ -342,3 +342,24 @@ def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
     summarize = (sys.executable, os.path.join(ROOT, "scripts", "summarize.py"))
     listed = run(str(sweep), python=summarize)
     assert "0 (2 unfinished)" in listed.stdout  # seeds aggregated, neither finished
+
+
+def test_a_job_resumed_after_its_record_counts_as_finished(tmp_path):
+    """An interrupted job's record says 130; once `trainer.resume=` finished it, the summary
+    reads its metrics.json: status ok, exit code 0."""
+    import json
+
+    from mlrefresh.summary import collect
+
+    job = tmp_path / "sweep" / "seed=1"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    (tmp_path / "sweep" / ".jobs").mkdir()
+    record = {"job": 0, "overrides": ["seed=1"], "status": "interrupted", "exit_code": 130,
+              "error": "interrupted at epoch 3/20", "metrics": {}, "folder": str(job)}  # fmt: skip
+    (tmp_path / "sweep" / ".jobs" / "0.json").write_text(json.dumps(record))
+    [row] = collect([tmp_path / "sweep"])
+    assert (row["status"], row["exit_code"]) == ("interrupted", 130)
+    (job / "metrics.json").write_text(json.dumps({"accuracy/val": 0.99, "epochs": 20}))
+    [row] = collect([tmp_path / "sweep"])
+    assert (row["status"], row["exit_code"], row["accuracy/val"]) == ("ok", 0, 0.99)

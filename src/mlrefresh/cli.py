@@ -23,7 +23,7 @@ import re
 import sys
 
 import torch
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mlrefresh import rundir, signals, summary
@@ -55,14 +55,13 @@ def _config_error(exc: OmegaConfBaseException) -> ConfigError:
 
 def _set_threads(hydra) -> None:
     """A job of a parallel launcher takes its share of the cores (see launchers.py)."""
-    from omegaconf import OmegaConf
-
     launcher = OmegaConf.to_container(hydra.launcher, resolve=True)
-    n = job_threads(launcher, cores())
+    available = cores()
+    n = job_threads(launcher, available)
     if n is not None:
         if n != torch.get_num_threads():
             torch.set_num_threads(n)
-        logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, cores())
+        logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, available)
 
 
 def run_job(cfg) -> float | None:

@@ -38,16 +38,26 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
-    """Threads for one job under `launcher` (hydra.launcher), or None for torch's default."""
+def _kind(launcher: dict) -> str:
+    """basic, joblib, slurm or submitit (local), from hydra.launcher's _target_."""
     target = str(launcher.get("_target_", ""))
     if not target or target.endswith("BasicLauncher"):
+        return "basic"
+    if "joblib" in target.lower():
+        return "joblib"
+    return "slurm" if target.endswith("SlurmLauncher") else "submitit"
+
+
+def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
+    """Threads for one job under `launcher` (hydra.launcher), or None for torch's default."""
+    kind = _kind(launcher)
+    if kind == "basic":
         return None
     if env.get("SLURM_CPUS_PER_TASK", "").isdigit():
         return max(1, int(env["SLURM_CPUS_PER_TASK"]))
     if isinstance(launcher.get("cpus_per_task"), int) and launcher["cpus_per_task"] > 0:
         return launcher["cpus_per_task"]
-    if "joblib" in target.lower():
+    if kind == "joblib":
         n = launcher.get("n_jobs") or -1
         at_once = n if n > 0 else max(1, cores + 1 + n)  # joblib: -1 all cores, -2 all but one
         return max(1, cores // min(at_once, cores))
@@ -56,15 +66,15 @@ def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
 
 def check_launcher(launcher: dict) -> None:
     """ConfigError for launcher settings that cannot work here (see the module docstring)."""
-    target = str(launcher.get("_target_", ""))
-    if "joblib" in target.lower():
+    kind = _kind(launcher)
+    if kind == "joblib":
         n = launcher.get("n_jobs")
         if not isinstance(n, int) or isinstance(n, bool) or n == 0:
             raise ConfigError(
                 f"hydra.launcher.n_jobs={n} must be a whole number of processes, not 0 "
                 "(-1: one per core), e.g. hydra.launcher.n_jobs=2"
             )
-    if target.endswith("SlurmLauncher"):
+    if kind == "slurm":
         missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]
         if missing:
             raise ConfigError(

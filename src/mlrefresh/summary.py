@@ -40,7 +40,6 @@ __all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "parse_overrides", "
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
 EXTRA = ["epochs", "train_seconds", "device"]
-CODES = {"ok": 0, "diverged": 1, "refused": 2, "failed": 2, "unfinished": 1}  # no record: killed
 
 _outcome: dict | None = None  # what run_job said about the job this process just ran
 _sweep_codes: list[int] = []  # the worst exit code of each multirun this process summarised
@@ -109,18 +108,19 @@ def _row(record: dict) -> dict:
     row.update(record.get("metrics") or {})
     folder = record.get("folder")
     if row["status"] != "ok" and folder and os.path.exists(os.path.join(folder, "metrics.json")):
-        row.update(_run_row(Path(folder)))  # resumed since: finished now
+        row.update(_run_row(Path(folder)))  # resumed since: finished now (status, exit code)
     return row
 
 
 def _run_row(folder: Path) -> dict:
     """A run folder without a record (a single run, an older sweep)."""
-    row = {"overrides": {}, "status": "unfinished", "folder": str(folder), "error": None}
+    row = {"overrides": {}, "status": "unfinished", "exit_code": 1,  # at a sweep's end: killed
+           "folder": str(folder), "error": None}  # fmt: skip
     if (folder / ".hydra" / "overrides.yaml").exists():
         row["overrides"] = read_overrides(folder)
     metrics = folder / "metrics.json"
     if metrics.exists():
-        row.update(json.loads(metrics.read_text()), status="ok")
+        row.update(json.loads(metrics.read_text()), status="ok", exit_code=0)
     return row
 
 
@@ -207,7 +207,7 @@ def write_csv(rows, path, relative_to=None) -> None:
                 folder = r.get("folder")
                 folder = os.path.relpath(folder, base) if folder else ""
                 cells = [r.get("job", ""), *(r["overrides"].get(k, "") for k in keys),
-                         r["status"], r.get("exit_code", CODES.get(r["status"], ""))]  # fmt: skip
+                         r["status"], r["exit_code"]]  # fmt: skip
                 cells += [r.get(k) for k in METRICS + EXTRA] + [folder, r.get("error") or ""]
                 out.writerow(["" if c is None else c for c in cells])
 
@@ -242,8 +242,7 @@ class SweepSummary(Callback):
                 overrides = " ".join(f"{k}={v}" for k, v in r["overrides"].items())
                 print(f"job {r['job']} ({overrides}) {r['status']}: error: {r['error']}",
                       file=sys.stderr, flush=True)  # fmt: skip
-        codes = [r.get("exit_code", CODES.get(r["status"], 0)) for r in rows]
-        _sweep_codes.append(max(codes, default=0))
+        _sweep_codes.append(max(r["exit_code"] for r in rows))
         bad = sum(r["status"] != "ok" for r in rows)
         failed = f", {bad} failed" if bad else ""
         print(f"\n{len(rows)} jobs{failed}; summary: {where}\n{table(rows)}", flush=True)

@@ -177,10 +177,12 @@ def load_dataset(name: str, *, device="cpu", cache=False, **options) -> Dataset:
     share the tensors of the last two data sets loaded, keyed by name, device and every option;
     the caller must not change them in place (training does not)."""
     num_classes = expected_num_classes(name, options)  # checks the options too
-    key = (name, str(torch.device(device)), json.dumps(options, sort_keys=True, default=repr))
-    if cache and key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+    key = None
+    if cache:  # the key costs a JSON dump of the options: only when the cache is used
+        key = (name, str(torch.device(device)), json.dumps(options, sort_keys=True, default=repr))
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
     *tensors, description, posterior = DATASETS[name][0](device, **options)
     dataset = Dataset(name, *tensors, num_classes, description, posterior)
     if cache:
