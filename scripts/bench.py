@@ -12,6 +12,8 @@ Sections:
     loop     ms per epoch: train(cfg) vs a hand-written in-memory loop vs a DataLoader loop
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
+    sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
+    stacked  12 and 16 Fashion-MNIST jobs under hydra/launcher=stacked against one run
 """
 
 import argparse
@@ -159,9 +161,11 @@ def bench_loop(device, epochs=5, rounds=5):
         TensorDataset(ds.x_train.cpu(), ds.y_train.cpu()), batch_size=128, shuffle=True
     )
 
-    def framework():
+    eager = _compose(overrides + [f"trainer.epochs={epochs}", "trainer.cuda_graph=false"])
+
+    def framework(config=cfg):
         with tempfile.TemporaryDirectory() as run_dir:  # the epochs, not the data loading
-            return train(cfg, run_dir=run_dir)["train_seconds"]
+            return train(config, run_dir=run_dir)["train_seconds"]
 
     def hand(dataloader=None):
         torch.manual_seed(0)
@@ -180,6 +184,8 @@ def bench_loop(device, epochs=5, rounds=5):
         "hand-written in-memory": hand,
         "DataLoader(TensorDataset)": lambda: hand(loader),
     }
+    if device == "cuda":  # the step as a CUDA graph (the default) against eager steps
+        candidates["train(cfg), no CUDA graph"] = lambda: framework(eager)
     best = {name: float("inf") for name in candidates}
     hand()  # warm-up: the first optimizer step imports torch._dynamo (about 1 s)
     for _ in range(rounds):
@@ -267,18 +273,27 @@ def bench_startup(device, rounds=3):
     )
 
 
+def _fashion_jobs(section, what, device):
+    """(train.py, the overrides of a Fashion-MNIST softmax job), or (None, None) without the
+    data set."""
+    if not _fashion_available():
+        print(f"\n## {section}: skipped (Fashion-MNIST is not installed)")
+        return None, None
+    print(f"\n## {section}: {what} against one run")
+    common = ["model=softmax", "dataset=fashion_mnist", "dataset.download=false",
+              "trainer.epochs=5", f"device={device}"]  # fmt: skip
+    return os.path.join(ROOT, "scripts", "train.py"), common
+
+
 def bench_sweep(device, rounds=1):
     """The sweeps issue's figure: 16 Fashion-MNIST jobs (4 learning rates x 4 seeds, 5 epochs)
     against one such run, end to end, under the basic launcher and under joblib."""
     import tempfile
 
-    if not _fashion_available():
-        print("\n## sweep: skipped (Fashion-MNIST is not installed)")
+    script, common = _fashion_jobs("sweep", "16 Fashion-MNIST jobs (4 lr x 4 seeds, 5 epochs)",
+                                   device)  # fmt: skip
+    if script is None:
         return
-    print("\n## sweep: 16 Fashion-MNIST jobs (4 lr x 4 seeds, 5 epochs) against one run")
-    script = os.path.join(ROOT, "scripts", "train.py")
-    common = ["model=softmax", "dataset=fashion_mnist", "dataset.download=false",
-              "trainer.epochs=5", f"device={device}"]  # fmt: skip
     sweep = ["optim.lr=0.03,0.1,0.3,1", "seed=1,2,3,4"]
     with tempfile.TemporaryDirectory() as tmp:
         one = _best_wall([sys.executable, script, *common, f"hydra.run.dir={tmp}/one"], 1, ROOT)
@@ -290,6 +305,48 @@ def bench_sweep(device, rounds=1):
             print(f"16 jobs, {name:7s} launcher  {wall:6.2f} s   ratio {wall / one:.2f}")
 
 
+def _train_seconds(folder):
+    import glob
+    import json
+
+    with open(glob.glob(os.path.join(folder, "*", "metrics.json"))[0]) as f:
+        return json.load(f)["train_seconds"]
+
+
+def bench_stacked(device, rounds=2):
+    """The stacked launcher's figure: 12 Fashion-MNIST jobs (3 lr x 4 seeds) and 16 (4 x 4),
+    5 epochs each, trained as one stack, against one such run; end to end and the training
+    alone (train_seconds: the stack's epochs, the run's epochs). Rounds interleaved."""
+    import tempfile
+
+    script, common = _fashion_jobs("stacked", "Fashion-MNIST jobs (5 epochs) as one stack",
+                                   device)  # fmt: skip
+    if script is None:
+        return
+    sweeps = {"12 jobs": ["optim.lr=0.03,0.1,0.3", "seed=1,2,3,4"],
+              "16 jobs": ["optim.lr=0.03,0.1,0.3,1", "seed=1,2,3,4"]}  # fmt: skip
+    best = {name: (float("inf"), 0.0) for name in ["one run", *sweeps]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for name in best:
+                folder = f"{tmp}/{r}-{name.replace(' ', '')}"
+                if name == "one run":
+                    cmd = [sys.executable, script, *common, f"hydra.run.dir={folder}/run"]
+                else:
+                    cmd = [sys.executable, script, "-m", "hydra/launcher=stacked", *common,
+                           *sweeps[name], f"hydra.sweep.dir={folder}"]  # fmt: skip
+                wall = _best_wall(cmd, 1, ROOT)
+                if wall < best[name][0]:
+                    best[name] = (wall, _train_seconds(folder))
+    one_wall, one_train = best["one run"]
+    print(f"{'':<26}{'wall s':>8}{'ratio':>7}{'training s':>12}{'ratio':>7}")
+    for name, (wall, seconds) in best.items():
+        label = name if name == "one run" else f"{name}, stacked launcher"
+        print(f"{label:<26}{wall:>8.2f}{wall / one_wall:>7.2f}{seconds:>12.2f}"
+              f"{seconds / one_train:>7.2f}")  # fmt: skip
+    print(f"best of {rounds} rounds, interleaved; wall: the command end to end")
+
+
 SECTIONS = {
     "losses": bench_losses,
     "data": bench_data,
@@ -297,6 +354,7 @@ SECTIONS = {
     "accuracy": bench_accuracy,
     "startup": bench_startup,
     "sweep": bench_sweep,
+    "stacked": bench_stacked,
 }
 
 

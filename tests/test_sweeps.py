@@ -314,18 +314,15 @@ def test_launcher_settings_that_cannot_work_are_refused_before_any_job(tmp_path)
     assert os.listdir(tmp_path) == ["bin"]  # no sweep folder left
 
 
-def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
-    """SIGINT to the terminal's process group while joblib's workers train: one line that says
-    where the sweep is and how to resume a job; each job keeps its last.pt (loadable)."""
+def ctrl_c_when_two_jobs_saved(launcher: str, sweep) -> str:
+    """A long two-job sweep, SIGINT to its process group once both jobs wrote last.pt; asserts
+    exit code 130 and no traceback; returns stderr."""
     import signal
     import time
 
-    import torch
-
-    sweep = tmp_path / "sweep"
-    args = ["-m", "hydra/launcher=joblib", "seed=1,2", "trainer.epochs=1000",
-            "dataset.n_train=20000", f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    child = subprocess.Popen([sys.executable, TRAIN, *args], cwd=tmp_path, text=True,
+    args = ["-m", launcher, "seed=1,2", "trainer.epochs=1000", "dataset.n_train=20000",
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    child = subprocess.Popen([sys.executable, TRAIN, *args], cwd=sweep.parent, text=True,
                              start_new_session=True, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE)  # fmt: skip
     deadline = time.monotonic() + 180
@@ -336,6 +333,17 @@ def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
     _, err = child.communicate(timeout=120)
     assert child.returncode == 130, err
     assert "Traceback" not in err
+    return err
+
+
+def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
+    """SIGINT to the terminal's process group while joblib's workers train: one line that says
+    where the sweep is and how to resume a job; each job keeps its last.pt (loadable)."""
+
+    import torch
+
+    sweep = tmp_path / "sweep"
+    err = ctrl_c_when_two_jobs_saved("hydra/launcher=joblib", sweep)
     assert f"interrupted (SIGINT) during the sweep in {sweep}" in err
     for last in sweep.glob("*/last.pt"):
         assert torch.load(last, weights_only=True)["epoch"] >= 1

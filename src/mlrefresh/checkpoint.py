@@ -95,16 +95,16 @@ def to_cpu(tree):
 
 
 def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, seconds) -> None:
-    """last.pt after `epoch`: model, optimizer state, the RNG states that decide what happens
-    next (the batch-order generator and torch's global one), the metrics of every epoch so far
-    and the resolved config. Loadable with torch.load(..., weights_only=True)."""
+    """last.pt after `epoch`: the model's and the optimizer's state_dict, the RNG states that
+    decide what happens next (the batch-order generator and torch's global one), the metrics of
+    every epoch so far and the resolved config. Loadable with torch.load(..., weights_only=True)."""
     rng = {"batch_order": generator.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     state = {
         "epoch": epoch,
-        "model": to_cpu(model.state_dict()),
-        "optimizer": to_cpu(optimizer.state_dict()),
+        "model": to_cpu(model),
+        "optimizer": to_cpu(optimizer),
         "rng": rng,
         "history": history,
         "config": config,

@@ -41,8 +41,8 @@ def cores() -> int:
 def _kind(launcher: dict) -> str:
     """basic, joblib, slurm or submitit (local), from hydra.launcher's _target_."""
     target = str(launcher.get("_target_", ""))
-    if not target or target.endswith("BasicLauncher"):
-        return "basic"
+    if not target or target.endswith(("BasicLauncher", "StackedLauncher")):
+        return "basic"  # the stacked launcher, too, runs its jobs in this process, in turn
     if "joblib" in target.lower():
         return "joblib"
     return "slurm" if target.endswith("SlurmLauncher") else "submitit"

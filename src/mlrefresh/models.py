@@ -11,6 +11,11 @@
 `forward(x)` returns the logits z ([N] for one output, [N, K] otherwise), `output(z)` the
 prediction y, `decide(z)` / `predict(x)` class indices.
 
+`stack_models(models)` makes one model of M models of the same shape (a stacked sweep, see
+train.py): its parameters have a leading model dimension ([M, K, D]), it maps inputs
+[M, N, D] to logits [M, N] or [M, N, K] with batched matrix products, and `model_slice(stack,
+m)` is model m's state_dict, with the keys and shapes of the models it was made from.
+
 Starts (`model.init`): `zeros`; `normal` (weights N(0, init_scale^2)); `wrong`, the lecture's
 confidently wrong start, built from the training data by `wrong_start`: the weights point
 against the difference of the class means, scaled by init_scale, with the boundary through
@@ -25,6 +30,8 @@ Example:
     (torch.Size([3]), [1, 1, 1])
 """
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,8 +40,8 @@ from mlrefresh import checks
 from mlrefresh.errors import ConfigError
 from mlrefresh.units import UNITS
 
-__all__ = ["MODELS", "LinearModel", "MLP", "build_model", "check_model", "model_keys",
-           "output_unit", "wrong_start"]  # fmt: skip
+__all__ = ["MODELS", "LinearModel", "MLP", "StackedLinear", "build_model", "check_model",
+           "model_keys", "model_slice", "output_unit", "stack_models", "wrong_start"]  # fmt: skip
 
 INITS = ("zeros", "normal", "wrong")
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -55,6 +62,39 @@ def model_keys(name) -> tuple[str, ...]:
     return (*base, "hidden", "activation") if name == "mlp" else base
 
 
+class StackedLinear(torch.autograd.Function):
+    """z = x W^T + b for M models at once: x [M, N, D], W [M, K, D], b [M, K] -> z [M, N, K].
+    The backward is written out, dW = dz^T x and db = sum over rows of dz, each one batched
+    product in W's own layout: autograd's backward of baddbmm through the transposed W costs
+    three times as much on the CPU (a transposed gradient, then a copy)."""
+
+    @staticmethod
+    def forward(x, weight, bias):
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, weight, _ = inputs
+        ctx.save_for_backward(x, weight)
+
+    @staticmethod
+    def backward(ctx, dz):
+        x, weight = ctx.saved_tensors
+        dx = torch.bmm(dz, weight) if ctx.needs_input_grad[0] else None
+        dw = torch.bmm(dz.transpose(1, 2), x) if ctx.needs_input_grad[1] else None
+        db = dz.sum(1) if ctx.needs_input_grad[2] else None
+        return dx, dw, db
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """x W^T + b for one model (W [K, D]), or for M stacked models (W [M, K, D], x [M, N, D])."""
+    if weight.dim() == 2:
+        return F.linear(x, weight, bias)  # nn.Linear's forward, minus its hook checks
+    if x.dim() == 2:  # the same inputs for every model (validation)
+        x = x.expand(weight.shape[0], -1, -1)
+    return StackedLinear.apply(x, weight, bias)
+
+
 class _Classifier(nn.Module):
     """What every model shares: the output unit and the decision from logits."""
 
@@ -63,7 +103,7 @@ class _Classifier(nn.Module):
 
     def decide(self, z: torch.Tensor) -> torch.Tensor:
         """Class indices from logits (without computing the output unit)."""
-        return (z >= self._threshold).long() if self.binary else z.argmax(1)
+        return (z >= self._threshold).long() if self.binary else z.argmax(-1)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,8 +127,8 @@ class LinearModel(_Classifier):
             self.linear.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = F.linear(x, self.linear.weight, self.linear.bias)  # self.linear(x), minus hook checks
-        return z.squeeze(1) if self.binary else z
+        z = _linear(x, self.linear.weight, self.linear.bias)
+        return z.squeeze(-1) if self.binary else z
 
 
 class MLP(_Classifier):
@@ -113,8 +153,8 @@ class MLP(_Classifier):
             self.linear.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self._activation(F.linear(x, self.hidden.weight, self.hidden.bias))
-        return F.linear(h, self.linear.weight, self.linear.bias)
+        h = self._activation(_linear(x, self.hidden.weight, self.hidden.bias))
+        return _linear(h, self.linear.weight, self.linear.bias)
 
 
 def output_unit(name) -> str:
@@ -151,6 +191,24 @@ def build_model(name, num_features, num_classes, init="zeros", init_scale=0.01, 
         return MLP(num_features, num_classes, hidden, activation, init_scale)
     unit, per_class = MODELS[name]
     return LinearModel(num_features, num_classes if per_class else 1, unit, init, init_scale)
+
+
+def stack_models(models: list[nn.Module]) -> nn.Module:
+    """One model whose parameters are those of `models` (same class and shape) stacked along a
+    new first dimension; copies, not views: train the stack, then read each with model_slice."""
+    stack = copy.deepcopy(models[0])
+    for name, _ in models[0].named_parameters():
+        module_name, _, attr = name.rpartition(".")
+        module = stack.get_submodule(module_name)
+        values = [m.get_parameter(name).detach() for m in models]
+        setattr(module, attr, nn.Parameter(torch.stack(values)))
+    stack.stacked = len(models)
+    return stack
+
+
+def model_slice(stack: nn.Module, m: int) -> dict:
+    """Model m's state_dict (keys and shapes as its own model's), as views into the stack."""
+    return {key: value[m] for key, value in stack.state_dict().items()}
 
 
 @torch.no_grad()

@@ -6,6 +6,11 @@ torch._dynamo (torch.optim's first step imports it, about 1 s of start-up here),
 less per step. The learning rate lives in `optimizer.lr`; `schedule(step)` sets it before
 each step: `constant`, or `cosine` from `lr` down to 0 over the whole run.
 
+For M stacked models (parameters [M, ...], see models.stack_models) `build_optimizer` takes a
+list of M configs: lr, momentum and weight decay may differ per model (a tensor [M] where they
+differ, broadcast over each parameter's model dimension; a plain number where they agree);
+`state_dict(m)` is model m's part, the state its own optimizer would have.
+
 Example:
     >>> import torch
     >>> from mlrefresh.optim import build_optimizer
@@ -22,24 +27,88 @@ import torch
 from mlrefresh import checks
 from mlrefresh.errors import ConfigError
 
-__all__ = ["OPTIM_KEYS", "SGD", "Adam", "build_optimizer", "check_optim"]
+__all__ = ["OPTIM_KEYS", "SGD", "Adam", "build_optimizer", "check_optim", "per_model"]
 
 
-class SGD:
+def per_model(values: list[float], device="cpu"):
+    """One setting for each of M models: the number itself when all agree, else a tensor [M]."""
+    if all(v == values[0] for v in values):
+        return values[0]
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
+def _along(value, p: torch.Tensor):
+    """A per-model tensor [M] shaped to broadcast over a stacked parameter [M, ...]."""
+    return value.view(-1, *(1,) * (p.dim() - 1)) if isinstance(value, torch.Tensor) else value
+
+
+def _nonzero(value) -> bool:
+    return isinstance(value, torch.Tensor) or value != 0
+
+
+def _add_scaled_(p: torch.Tensor, g: torch.Tensor, alpha) -> torch.Tensor:
+    """p += alpha * g, alpha a number or a per-model tensor."""
+    if isinstance(alpha, torch.Tensor):
+        return p.add_(g * _along(alpha, p))
+    return p.add_(g, alpha=alpha)
+
+
+def _plus(g: torch.Tensor, p: torch.Tensor, alpha) -> torch.Tensor:
+    """g + alpha * p, a new tensor (weight decay), alpha a number or a per-model tensor."""
+    if isinstance(alpha, torch.Tensor):
+        return g + p * _along(alpha, p)
+    return g.add(p, alpha=alpha)
+
+
+def _part(state, m):
+    """Model m's part of an optimizer state (tensors sliced along their model dimension)."""
+    if m is None:
+        return state
+    if isinstance(state, torch.Tensor):
+        return state[m]
+    if isinstance(state, list):
+        return [_part(v, m) for v in state]
+    return state
+
+
+class _Rule:
+    """What both update rules share: the parameters, their gradients, the learning rate."""
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def set_lr(self, lr) -> None:
+        """Set the learning rate (the schedule, each step); in place when it is a tensor."""
+        if not isinstance(self.lr, torch.Tensor):
+            self.lr = lr
+        elif isinstance(lr, torch.Tensor):
+            self.lr.copy_(lr)
+        else:
+            self.lr.fill_(lr)
+
+    def lr_on_device(self, device) -> None:
+        """Keep the learning rate in a device tensor, filled in place from now on: a CUDA graph
+        of the step (capture.py) reads it at a fixed address."""
+        self.lr = torch.as_tensor(self.lr, dtype=torch.float32, device=device).clone()
+
+
+class SGD(_Rule):
     """v <- momentum v + (g + weight_decay w);  w <- w - lr v  (v = g on the first step)."""
+
+    capturable = True  # after its first step, a step is the same kernels with the same tensors
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         self.params = [p for p in params]
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocity = None
 
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def state_dict(self) -> dict:
-        """What the next steps depend on (for last.pt): the momentum buffers, if any yet."""
-        return {"velocity": None if self.velocity is None else [v.clone() for v in self.velocity]}
+    def state_dict(self, m=None) -> dict:
+        """What the next steps depend on (for last.pt): the momentum buffers, if any yet; of
+        model m alone for stacked models."""
+        if self.velocity is None:
+            return {"velocity": None}
+        return {"velocity": [_part(v, m).clone() for v in self.velocity]}
 
     def load_state_dict(self, state: dict) -> None:
         velocity = state["velocity"]
@@ -50,22 +119,24 @@ class SGD:
     @torch.no_grad()
     def step(self):
         grads = [p.grad for p in self.params]
-        if self.weight_decay:
-            grads = [g.add(p, alpha=self.weight_decay) for g, p in zip(grads, self.params)]
-        if self.momentum:
+        if _nonzero(self.weight_decay):
+            grads = [_plus(g, p, self.weight_decay) for g, p in zip(grads, self.params)]
+        if _nonzero(self.momentum):
             if self.velocity is None:
                 self.velocity = [g.clone() for g in grads]
             else:
                 for v, g in zip(self.velocity, grads):
-                    v.mul_(self.momentum).add_(g)
+                    v.mul_(_along(self.momentum, v)).add_(g)
             grads = self.velocity
         for p, g in zip(self.params, grads):
-            p.add_(g, alpha=-self.lr)
+            _add_scaled_(p, g, -self.lr)
 
 
-class Adam:
+class Adam(_Rule):
     """m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
     w <- w - lr/(1-b1^t) m / (sqrt(s/(1-b2^t)) + eps)   (weight decay adds weight_decay w to g)."""
+
+    capturable = False  # its bias correction changes with self.t, a Python number
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = [p for p in params]
@@ -74,13 +145,11 @@ class Adam:
         self.s = [torch.zeros_like(p) for p in self.params]
         self.t = 0
 
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def state_dict(self) -> dict:
-        """What the next steps depend on (for last.pt): both moments and the step count."""
-        return {"m": [m.clone() for m in self.m], "s": [s.clone() for s in self.s], "t": self.t}
+    def state_dict(self, m=None) -> dict:
+        """What the next steps depend on (for last.pt): both moments and the step count; of
+        model m alone for stacked models."""
+        return {"m": [_part(v, m).clone() for v in self.m],
+                "s": [_part(v, m).clone() for v in self.s], "t": self.t}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.m = [m.to(p.device, p.dtype) for m, p in zip(state["m"], self.params)]
@@ -94,11 +163,16 @@ class Adam:
         step_size = self.lr / (1 - b1**self.t)
         root_correction = math.sqrt(1 - b2**self.t)
         for p, m, s in zip(self.params, self.m, self.s):
-            g = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
+            g = p.grad
+            if _nonzero(self.weight_decay):
+                g = _plus(g, p, self.weight_decay)
             m.lerp_(g, 1 - b1)
             s.mul_(b2).addcmul_(g, g, value=1 - b2)
             denominator = (s.sqrt() / root_correction).add_(self.eps)
-            p.addcdiv_(m, denominator, value=-step_size)
+            if isinstance(step_size, torch.Tensor):
+                p.sub_(m / denominator * _along(step_size, p))
+            else:
+                p.addcdiv_(m, denominator, value=-step_size)
 
 
 # the keys each optimizer takes (configs/optim/<name>.yaml)
@@ -126,18 +200,30 @@ def check_optim(cfg) -> None:
 
 
 def build_optimizer(cfg, params, total_steps: int):
-    """(optimizer, schedule) where schedule(step) sets optimizer.lr for that step (0-based)."""
-    check_optim(cfg)
-    lr, decay = float(cfg["lr"]), float(cfg.get("weight_decay", 0.0))
+    """(optimizer, schedule) where schedule(step) sets optimizer.lr for that step (0-based).
+    cfg: one optim config, or a list of M for stacked parameters (the same name, betas and
+    schedule; lr, momentum and weight decay per model)."""
+    cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
+    for one in cfgs:
+        check_optim(one)
+    cfg, params = cfgs[0], list(params)
+    device = params[0].device if params else "cpu"
+
+    def setting(key, default=0.0):
+        return per_model([float(one.get(key, default)) for one in cfgs], device)
+
+    lr, decay = setting("lr"), setting("weight_decay")
     if cfg["name"] == "sgd":
-        optimizer = SGD(params, lr, momentum=float(cfg.get("momentum", 0.0)), weight_decay=decay)
+        optimizer = SGD(params, lr, momentum=setting("momentum"), weight_decay=decay)
     else:
         optimizer = Adam(
             params, lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), weight_decay=decay
         )
+    if isinstance(lr, torch.Tensor):
+        optimizer.lr = lr.clone()  # set in place by the schedule; `lr` stays the start
 
     def cosine(step):
-        optimizer.lr = lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+        optimizer.set_lr(lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps)))
 
     def constant(step):
         pass

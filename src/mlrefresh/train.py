@@ -1,12 +1,15 @@
 """train(cfg): build data, model, loss and optimizer from a config, train, log, save.
 
-Epochs of shuffled mini-batches over tensors already on the device. The step loop keeps the
-logits it computed (and the gradient norms) on the device and never waits for it: no .item(),
-no host sync. At the end of the epoch all metrics are computed from those logits, as seen
-during the epoch's steps, and from one pass over the validation set, then read in one sync.
-After each epoch: the log line, the event file, and last.pt (checkpoint.save_last), so that
-Ctrl-C or SIGTERM (honoured at the next step boundary) loses at most the current epoch and
-`trainer.resume=<run dir>` continues exactly (resume.py).
+Epochs of shuffled mini-batches over tensors already on the device (the steps and metrics are
+epoch.py's). After each epoch: the log line, the event file, and last.pt (checkpoint.save_last),
+so that Ctrl-C or SIGTERM (honoured at the next step boundary) loses at most the current epoch
+and `trainer.resume=<run dir>` continues exactly (resume.py).
+
+`train_stacked(jobs)` trains the jobs of a sweep that differ only in seed, init, learning rate,
+momentum or weight decay as one stacked model (hydra/launcher=stacked): the same loop with M
+models, each job its own batch order, folder, event file, log, last.pt, model.pt and
+metrics.json. A job's outcome waits for its Hydra job: `train(cfg, run_dir)` then logs the
+job's lines and returns its result (or raises its error), so the job ends as any other.
 
 Example (the same as `python scripts/train.py trainer.epochs=3`, run from Python):
     >>> from hydra import compose, initialize_config_dir
@@ -20,31 +23,29 @@ import json
 import logging
 import math
 import os
-import shlex
 import sys
 import time
 
 import torch
-from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mlrefresh import signals
-from mlrefresh.checkpoint import save_json, save_last, save_torch, to_cpu
-from mlrefresh.checks import flatten
+from mlrefresh.capture import GraphedStep
 from mlrefresh.data import load_dataset
-from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
-from mlrefresh.errors import DivergedError, OutputError, UserError
-from mlrefresh.models import build_model, wrong_start
+from mlrefresh.epoch import epoch_metrics, log_line, make_step, step_norms, train_epoch
+from mlrefresh.errors import UserError
+from mlrefresh.jobs import Job, interrupted
+from mlrefresh.models import build_model, model_slice, stack_models, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
 from mlrefresh.resume import command_line_keys, resume_config
-from mlrefresh.tensorboard import RunWriter
 from mlrefresh.validate import refuse_bad_config
 
-__all__ = ["train"]
+__all__ = ["train", "train_stacked"]
 
 log = logging.getLogger(__name__)
+_outcomes: dict[str, Job] = {}  # run folder -> a stacked job, finished, waiting for its Hydra job
 
 
 def _run_dir(run_dir):
@@ -57,171 +58,101 @@ def _run_dir(run_dir):
     raise ValueError("train(cfg) outside a Hydra app needs run_dir=<folder for the run's files>")
 
 
-def _train_epoch(model, objective, optimizer, schedule, x, t, batch_size, generator, step0):
-    """One shuffled pass over (x, t). Returns what the epoch's metrics are computed from: the
-    logits of every step (detached), the targets in the same order, and per-step gradient
-    norms. Nothing here waits for the device: no .item(), no metric kernels but one norm.
-    Keeping the logits costs N x K floats per epoch (2.4 MB for MNIST)."""
-    n = x.shape[0]
-    perm = torch.randperm(n, device=x.device, generator=generator)
-    params = list(model.parameters())
-    logits, grad_norms = [], []
-    for step, idx in enumerate(perm.split(min(batch_size, n))):
-        if signals.pending() is not None:  # Ctrl-C or SIGTERM: stop at this step boundary
-            return None
-        z = model(x[idx])
-        loss = objective.loss(z, t[idx])
-        optimizer.zero_grad()
-        loss.backward()
-        logits.append(z.detach())
-        grad_norms.append(torch._foreach_norm([p.grad for p in params]))  # one kernel launch
-        schedule(step0 + step)
-        optimizer.step()
-    return torch.cat(logits), t[perm], grad_norms
-
-
-@torch.no_grad()
-def _epoch_metrics(objective, z_train, t_train, grad_norms, model, x_val, t_val, p_val):
-    """Every metric of the epoch as 0-dim device tensors (read by the caller in one sync).
-    p_val: the true p(y|x) of the validation inputs (generated data), or None."""
-    z_val = model(x_val)
-    metrics = {}
-    for split, z, t in (("train", z_train, t_train), ("val", z_val, t_val)):
-        metrics[f"loss/{split}"] = objective.loss(z, t)
-        metrics[f"accuracy/{split}"] = objective.correct(z, t) / len(t)
-        if objective.has_nll:
-            metrics[f"nll/{split}"] = objective.nll(z, t)
-    per_step = torch.stack([g for norms in grad_norms for g in norms]).view(len(grad_norms), -1)
-    metrics["grad_norm"] = per_step.square().sum(1).sqrt().mean()  # mean over steps of |grad|
-    metrics.update(gradient_diagnostics(objective, z_train, t_train))
-    if p_val is not None and objective.has_nll:
-        metrics.update(likelihood_diagnostics(objective, z_val, p_val))
-    return metrics, z_val
-
-
-def _log_epoch(epoch, epochs, m):
-    line = f"epoch {epoch}/{epochs}  loss {m['loss/train']:.4f}/{m['loss/val']:.4f}"
-    line += f"  acc {m['accuracy/train']:.2%}/{m['accuracy/val']:.2%}"
-    if "nll/val" in m:
-        line += f"  nll {m['nll/train']:.4f}/{m['nll/val']:.4f}"
-    line += f" (train/val)  |grad| {m['grad_norm']:.3g}  |dL/dz| {m['diag/dz_abs']:.3g}"
-    line += f"  stalled {m['diag/stalled']:.0%}"
-    if "kl/val" in m:
-        line += f"  kl/val {m['kl/val']:.4f}"
-    log.info(line)
-
-
-def _diverged(value, epoch, cfg, run_dir) -> str:
-    todo = f"lower optim.lr (now {cfg.optim.lr})"
-    if cfg.model.init != "zeros":
-        todo += f" or model.init_scale (now {cfg.model.init_scale})"
-    done = epoch - 1
-    kept = f"epoch{'s 1-' if done > 1 else ' '}{done} logged in {run_dir}" if done else ""
-    kept = kept or "no epoch finished before it"
-    return f"the loss became {value} in epoch {epoch}: training diverged; {todo}. {kept}"
-
-
-def _interrupted(epoch, epochs, run_dir, saved_epoch) -> signals.Interrupted:
-    if saved_epoch:
-        how = f"resume with: python scripts/train.py {shlex.quote(f'trainer.resume={run_dir}')}"
-    elif epoch > 1:  # trainer.checkpoint_every > 1: logged, but no last.pt yet
-        how = f"epochs 1-{epoch - 1} are logged in {run_dir}; no last.pt yet, nothing to resume"
-    else:
-        how = "no epoch had finished, nothing to resume"
-    exc = signals.Interrupted(signals.pending(), f"interrupted at epoch {epoch}/{epochs}; {how}")
-    exc.kept = epoch > 1  # an epoch finished: its folder (event file, log) stays
-    return exc
-
-
 class _Run:
-    """What the epoch loop works on, and what last.pt saves of it."""
+    """What the epoch loop works on: one model, or M stacked, with its objective and optimizer,
+    and the jobs (one per model)."""
 
-    def __init__(self, model, objective, optimizer, schedule, generator, cfg, run_dir, resolved):
-        self.model, self.objective, self.optimizer = model, objective, optimizer
-        self.schedule, self.generator = schedule, generator
-        self.cfg, self.run_dir, self.resolved = cfg, run_dir, resolved
-        self.history: list[dict] = []  # the metrics of every finished epoch
-        self.saved_epoch = 0  # the epoch last.pt holds
-        self.seconds = 0.0  # training time of the epochs before this process
+    def __init__(self, jobs: list[Job], data):
+        self.jobs, self.data = jobs, data
+        cfg = jobs[0].cfg
+        self.stacked = len(jobs) > 1
+        models = [job.model for job in jobs]
+        self.model = stack_models(models) if self.stacked else models[0]
+        self.objective = Objective(cfg.loss.name, self.model)
+        steps = cfg.trainer.epochs * math.ceil(len(data.x_train) / cfg.trainer.batch_size)
+        optim = [job.cfg.optim for job in jobs] if self.stacked else cfg.optim
+        self.optimizer, self.schedule = build_optimizer(optim, self.model.parameters(), steps)
+        for m, job in enumerate(jobs):
+            job.attach(self, m)
+        self.t_train = self.objective.targets(data.y_train)
+        step = make_step(self.model, self.objective, self.optimizer, data.x_train, self.t_train,
+                         self.stacked)  # fmt: skip
+        graphs = cfg.trainer.get("cuda_graph", True) and data.x_train.device.type == "cuda"
+        self.step = GraphedStep(step, self.optimizer, data.x_train.device) if graphs else step
 
-    def restore(self, state) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["rng"]["batch_order"])  # a CPU tensor on every device
-        torch.set_rng_state(state["rng"]["torch"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        self.history = list(state["history"])
-        self.saved_epoch = state["epoch"]
-        self.seconds = float(state["seconds"])
+    def perm(self, n, device) -> torch.Tensor:
+        """This epoch's batch order of every model, each from its own job's generator."""
+        perms = [torch.randperm(n, device=device, generator=job.generator) for job in self.jobs]
+        return torch.stack(perms) if self.stacked else perms[0]
 
-    def checkpoint(self, epoch, seconds) -> None:
-        save_last(self.run_dir, epoch=epoch, model=self.model, optimizer=self.optimizer,
-                  generator=self.generator, history=self.history, config=self.resolved,
-                  seconds=seconds)  # fmt: skip
-        self.saved_epoch = epoch
+    def model_state(self, m) -> dict:
+        return model_slice(self.model, m) if self.stacked else self.model.state_dict()
+
+    def optimizer_state(self, m) -> dict:
+        return self.optimizer.state_dict(m if self.stacked else None)
 
 
-def _fit(run: _Run, data, writer):
-    """The epochs after the saved ones: train, measure, check for divergence, log, checkpoint.
-    Returns the last epoch's metrics."""
-    cfg, run_dir = run.cfg, run.run_dir
-    t_train, t_val = run.objective.targets(data.y_train), run.objective.targets(data.y_val)
+def _fit(run: _Run):
+    """The epochs after the saved ones: train, measure, check each model for divergence, log,
+    checkpoint. Each job's outcome (its error) goes to job.outcome; returns the seconds."""
+    data, jobs, objective, stacked = run.data, run.jobs, run.objective, run.stacked
+    cfg = jobs[0].cfg
+    t_val = objective.targets(data.y_val)
     p_val = data.posterior(data.x_val) if data.posterior is not None else None
     epochs, batch_size = cfg.trainer.epochs, cfg.trainer.batch_size
-    every = cfg.trainer.get("checkpoint_every", 1)
-    images = cfg.trainer.get("images", True)
     steps_per_epoch = math.ceil(len(data.x_train) / batch_size)
-    start, first = time.perf_counter(), run.saved_epoch + 1
+    start, first = time.perf_counter(), jobs[0].saved_epoch + 1
     show = sys.stdout.isatty()
     with logging_redirect_tqdm():
         for epoch in tqdm(range(first, epochs + 1), desc="epochs", disable=not show):
+            perm = run.perm(len(data.x_train), data.x_train.device)
             step0 = (epoch - 1) * steps_per_epoch
-            seen = _train_epoch(run.model, run.objective, run.optimizer, run.schedule,
-                                data.x_train, t_train, batch_size, run.generator,
-                                step0)  # fmt: skip
+            seen = train_epoch(run.step, run.schedule, run.t_train, batch_size, perm, step0)
+            live = [job for job in jobs if job.outcome is None]
             if seen is None:
-                raise _interrupted(epoch, epochs, run_dir, run.saved_epoch)
-            m, z_val = _epoch_metrics(run.objective, *seen, run.model, data.x_val, t_val, p_val)
-            values = dict(zip(m, torch.stack(list(m.values())).tolist()))  # the one host sync
-            bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
-            if bad:
-                raise DivergedError(_diverged(bad[0], epoch, cfg, run_dir))
-            _log_epoch(epoch, epochs, values)
-            run.history.append(values)
-            if writer:
-                writer.scalars(epoch, values)
-                if images:
-                    at = epoch in (1, epochs) or epoch % cfg.trainer.get("image_every", 10) == 0
-                    writer.pictures(epoch, run.model, data, z_val, image=at)
-            if epoch % every == 0 or epoch == epochs:
-                run.checkpoint(epoch, run.seconds + time.perf_counter() - start)
-    return run.history[-1], run.seconds + time.perf_counter() - start
+                for job in live:
+                    job.outcome = interrupted(job, epoch, epochs)
+                break
+            with torch.no_grad():
+                z_val = run.model(data.x_val)
+            norms = step_norms(seen[2])
+            each = [(seen[0], seen[1], z_val)] if not stacked else [
+                (seen[0][m], seen[1][m], z_val[m]) for m in range(len(jobs))
+            ]  # fmt: skip
+            metrics = [epoch_metrics(objective, each[j.index][0], each[j.index][1],
+                                     norms[..., j.index], each[j.index][2], t_val, p_val)
+                       for j in live]  # fmt: skip
+            rows = torch.stack([torch.stack(list(m.values())) for m in metrics]).tolist()
+            seconds = time.perf_counter() - start  # after the one host sync, for every model
+            for job, names, row in zip(live, metrics, rows):
+                values = dict(zip(names, row))
+                if not job.diverged(values, epoch):
+                    job.log(log_line(epoch, epochs, values))
+                    job.epoch_done(epoch, values, data, each[job.index][2], seconds)
+            if all(job.outcome is not None for job in jobs):
+                break
+    return time.perf_counter() - start
 
 
-def _train_and_save(run: _Run, data, writer):
-    """The epochs, then model.pt and metrics.json; a signal meanwhile waits for a safe point."""
+def _train_and_save(run: _Run) -> None:
+    """The epochs, then each job's model.pt and metrics.json (job.outcome: the final metrics);
+    a signal meanwhile waits for a safe point."""
     with signals.deferred():  # a signal stops the loop at a step boundary, or waits for a save
-        success = False
         try:
-            values, seconds = _fit(run, data, writer)
-            success = True
+            seconds = _fit(run)
         finally:
-            if writer:
-                writer.close(success)
-        result = {
-            **values,
-            "epochs": run.cfg.trainer.epochs,
-            "train_seconds": round(seconds, 3),
-            "device": str(data.x_train.device),  # what `device=auto` turned out to be
-        }
-        for key in ("nll/val", "kl/val", "entropy/val"):
-            result.setdefault(key, None)
-        weights = to_cpu(run.model.state_dict())  # loadable without a GPU
-        save_torch(os.path.join(run.run_dir, "model.pt"),
-                   {"state_dict": weights, "config": run.resolved, "metrics": result})  # fmt: skip
-        save_json(os.path.join(run.run_dir, "metrics.json"), result)
-    return result, seconds
+            for job in run.jobs:
+                job.close_writer(job.outcome is None)
+        for job in run.jobs:
+            if job.outcome is None:
+                job.outcome = job.save(run.data.x_train.device, seconds)
+    if signals.pending() is not None:
+        for job in run.jobs:
+            if isinstance(job.outcome, dict):
+                exc = signals.Interrupted(signals.pending(), f"interrupted after the last epoch; "
+                                          f"the results are saved in {job.run_dir}")  # fmt: skip
+                exc.kept = True
+                job.outcome = exc
 
 
 def _finished(run_dir, state, epochs):
@@ -235,9 +166,39 @@ def _finished(run_dir, state, epochs):
     return result
 
 
+def _load(cfg, data_name, data_options, device):
+    try:
+        return load_dataset(data_name, device=device, cache=True, **data_options)
+    except signals.Interrupted as exc:
+        raise signals.Interrupted(
+            exc.signum, f"{exc} while loading the data; nothing saved"
+        ) from None
+
+
+def _job(cfg, run_dir, device, data, state=None, keep_log=False) -> Job:
+    """A job's own part: its generator and model, seeded as the run alone would be."""
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    m = cfg.model
+    model = build_model(m.name, data.num_features, data.num_classes, m.init, m.init_scale,
+                        m.get("hidden", 16), m.get("activation", "tanh")).to(device)  # fmt: skip
+    if m.init == "wrong":
+        wrong_start(model, data.x_train, data.y_train, m.init_scale)
+    return Job(cfg, run_dir, model, generator, str(device), state=state, keep_log=keep_log)
+
+
+def _outcome(job: Job):
+    if isinstance(job.outcome, BaseException):
+        raise job.outcome
+    return job.outcome
+
+
 def train(cfg, run_dir=None) -> dict:
     """Train the configured model; returns the final metrics (also in run_dir/metrics.json).
     With trainer.resume=<run dir>, continue that run in its folder (see resume.py)."""
+    if run_dir is not None and (job := _outcomes.pop(os.path.abspath(run_dir), None)):
+        job.replay_log()  # trained by train_stacked: its lines, then its outcome
+        return _outcome(job)
     state = None
     if cfg.trainer.get("resume"):
         cfg, state = resume_config(cfg, command_line_keys())
@@ -246,51 +207,42 @@ def train(cfg, run_dir=None) -> dict:
     device, data_name, data_options = refuse_bad_config(cfg)
     if state is not None and (done := _finished(run_dir, state, cfg.trainer.epochs)):
         return done
-
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    try:
-        data = load_dataset(data_name, device=device, cache=True, **data_options)
-    except signals.Interrupted as exc:
-        raise signals.Interrupted(
-            exc.signum, f"{exc} while loading the data; nothing saved"
-        ) from None
+    torch.manual_seed(cfg.seed)  # as before loading: the data's own seed decides the data
+    data = _load(cfg, data_name, data_options, device)
     log.info("%s on %s", data.description, device)
-    m = cfg.model
-    model = build_model(m.name, data.num_features, data.num_classes, m.init, m.init_scale,
-                        m.get("hidden", 16), m.get("activation", "tanh")).to(device)  # fmt: skip
-    if m.init == "wrong":
-        wrong_start(model, data.x_train, data.y_train, m.init_scale)
-    objective = Objective(cfg.loss.name, model)
-    total_steps = cfg.trainer.epochs * math.ceil(len(data.x_train) / cfg.trainer.batch_size)
-    optimizer, schedule = build_optimizer(cfg.optim, model.parameters(), total_steps)
-
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)
-    resolved["trainer"]["resume"] = None  # the config the run was started with
-    try:
-        os.makedirs(run_dir, exist_ok=True)  # Hydra made it already; train(cfg, run_dir) may not
-    except OSError as exc:
-        raise OutputError(f"cannot create the run folder {run_dir} ({exc.strerror})") from None
-    run = _Run(model, objective, optimizer, schedule, generator, cfg, run_dir, resolved)
+    job = _job(cfg, run_dir, device, data, state=state)
     if state is not None:
-        run.restore(state)
-        log.info("resuming %s after epoch %d/%d", run_dir, run.saved_epoch, cfg.trainer.epochs)
-    writer = None
-    if cfg.trainer.get("tensorboard", True):
-        hparams = {**flatten(resolved), "device.used": str(device)}  # device.name may be auto
-        writer = RunWriter(run_dir, OmegaConf.to_yaml(resolved), hparams,
-                           resume_after=run.saved_epoch)  # fmt: skip
+        log.info("resuming %s after epoch %d/%d", run_dir, job.saved_epoch, cfg.trainer.epochs)
+    run = _Run([job], data)
+    job.open_writer()
     try:
-        result, seconds = _train_and_save(run, data, writer)
+        _train_and_save(run)
     except UserError as exc:
         exc.kept = True  # the run did work: its folder stays (the event file, the log)
         raise
-    if signals.pending() is not None:
-        exc = signals.Interrupted(signals.pending(), f"interrupted after the last epoch; the "
-                                  f"results are saved in {run_dir}")  # fmt: skip
+    return _outcome(job)
+
+
+def train_stacked(jobs: list[tuple]) -> None:
+    """Train (cfg, run_dir) jobs of one group (launcher.py's key: the same data, model shape,
+    loss, batch size, epochs and optimizer kind) as one stacked model. Each job's outcome waits
+    in this process for `train(cfg, run_dir)` of its Hydra job. A UserError before training
+    (the data cannot be loaded) is raised: the caller runs the jobs one by one instead."""
+    cfg = jobs[0][0]
+    device, data_name, data_options = refuse_bad_config(cfg)
+    data = _load(cfg, data_name, data_options, device)
+    group = [_job(c, _run_dir(d), device, data, keep_log=True) for c, d in jobs]
+    for job in group:
+        job.log(f"{data.description} on {device}")
+        job.log(f"trained stacked with {len(group) - 1} other job(s) of this sweep")
+    run = _Run(group, data)
+    for job in group:
+        job.open_writer()
+    try:
+        _train_and_save(run)
+    except UserError as exc:  # a file could not be written: the jobs still running failed
         exc.kept = True
-        raise exc
-    accuracy = 100 * result["accuracy/val"]
-    log.info("val accuracy %.2f%% after %.2f s in %s", accuracy, seconds, run_dir)
-    return result
+        for job in group:
+            job.outcome = exc if isinstance(job.outcome, (dict, type(None))) else job.outcome
+    for job in group:
+        _outcomes[os.path.abspath(job.run_dir)] = job

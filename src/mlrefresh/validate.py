@@ -30,7 +30,7 @@ __all__ = ["TOP_KEYS", "TRAINER_KEYS", "check_trainer", "refuse_bad_config"]
 
 TOP_KEYS = ("seed", "model", "loss", "trainer", "dataset", "device", "optim")
 TRAINER_KEYS = ("epochs", "batch_size", "tensorboard", "images", "image_every",
-                "checkpoint_every", "resume")  # fmt: skip
+                "checkpoint_every", "cuda_graph", "resume")  # fmt: skip
 
 
 def check_trainer(trainer) -> None:
@@ -39,6 +39,7 @@ def check_trainer(trainer) -> None:
     checks.whole("trainer.batch_size", trainer.get("batch_size"), low=1, example=64)
     checks.flag("trainer.tensorboard", trainer.get("tensorboard", True))
     checks.flag("trainer.images", trainer.get("images", True))
+    checks.flag("trainer.cuda_graph", trainer.get("cuda_graph", True))
     checks.whole(
         "trainer.image_every", trainer.get("image_every", 10), low=1, high=10**6, example=5
     )

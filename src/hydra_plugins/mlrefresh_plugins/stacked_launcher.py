@@ -1,0 +1,156 @@
+"""hydra/launcher=stacked: the jobs of a sweep that can share one training run as one stack.
+
+Jobs whose configs agree in everything but `seed`, `optim.lr`, `optim.momentum`,
+`optim.weight_decay`, `model.init` and `model.init_scale` (so: the same data, model shape,
+loss, batch size, epochs, optimizer kind and schedule, device) form a group, trained as one
+stacked model by mlrefresh.train.train_stacked: each job with its own settings, seed, batch
+order, folder and files, as it would be alone. Then every job goes through Hydra's own
+run_job, as under the basic launcher (.hydra/, train.log, callbacks, the sweep summary): a
+stacked job's task returns the outcome it already has. Jobs that cannot be grouped (alone in
+their group, resumed, refused, or their data cannot be loaded) run one by one, as under the
+basic launcher.
+
+Example:
+    python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
+"""
+
+import copy
+import json
+import logging
+import os
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from omegaconf import OmegaConf, open_dict
+
+from mlrefresh import signals
+from mlrefresh.errors import UserError
+from mlrefresh.train import train_stacked
+from mlrefresh.validate import refuse_bad_config
+
+__all__ = ["StackedLauncher", "group_key"]
+
+log = logging.getLogger(__name__)
+
+PER_JOB = {
+    "seed": None,
+    "optim": ("lr", "momentum", "weight_decay"),
+    "model": ("init", "init_scale"),
+}
+
+
+def group_key(task_cfg) -> str | None:
+    """What jobs of one stack share (JSON), or None for a job that runs alone (resumed, or
+    refused: it is refused by its own run, in its own words)."""
+    try:
+        refuse_bad_config(task_cfg)
+        cfg = OmegaConf.to_container(task_cfg, resolve=True)
+    except Exception:  # noqa: BLE001 (any refusal: the job's own run says it)
+        return None
+    if cfg["trainer"].get("resume"):
+        return None
+    for key, inner in PER_JOB.items():
+        if inner is None:
+            cfg.pop(key, None)
+        else:
+            for name in inner:
+                cfg[key].pop(name, None)
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+class StackedLauncher(Launcher):
+    def __init__(self, max_models: int = 32) -> None:
+        self.max_models = max(1, int(max_models))
+        self.config = self.task_function = self.hydra_context = None
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
+
+    def _job_config(self, overrides, idx):
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(overrides)
+        )
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = idx
+            sweep_config.hydra.job.num = idx
+        return sweep_config
+
+    @staticmethod
+    def _task_config(sweep_config):
+        """The job's config without the hydra node, as Hydra's run_job gives the task."""
+        task_cfg = copy.deepcopy(sweep_config)
+        with open_dict(task_cfg):
+            del task_cfg["hydra"]
+        return task_cfg
+
+    @staticmethod
+    def _folder(sweep_config) -> str:
+        """The job's output folder, as Hydra's run_job will make it (the resolver's result is
+        cached in the config: run_job gets the same folder)."""
+        orig = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(sweep_config)
+        try:
+            folder = str(OmegaConf.select(sweep_config, "hydra.sweep.dir"))
+            subdir = str(OmegaConf.select(sweep_config, "hydra.sweep.subdir"))
+        finally:
+            HydraConfig.instance().cfg = orig
+        return os.path.abspath(os.path.join(folder, subdir))
+
+    def _groups(self, tasks) -> list[list[int]]:
+        """The jobs to stack, in groups of at most max_models (a group of one runs alone)."""
+        groups: dict[str, list[int]] = {}
+        for i, task_cfg in enumerate(tasks):
+            key = group_key(task_cfg)
+            if key is not None:
+                groups.setdefault(key, []).append(i)
+        chunks = []
+        for members in groups.values():
+            for start in range(0, len(members), self.max_models):
+                chunk = members[start : start + self.max_models]
+                if len(chunk) > 1:
+                    chunks.append(chunk)
+        return chunks
+
+    def launch(self, job_overrides, initial_job_idx):
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = [self._job_config(o, initial_job_idx + i) for i, o in enumerate(job_overrides)]
+        tasks = [self._task_config(c) for c in configs]
+        trained = set()
+        chunks = self._groups(tasks)
+        log.info(f"Launching {len(configs)} jobs: {sum(map(len, chunks))} in {len(chunks)} "
+                 f"stack(s), {len(configs) - sum(map(len, chunks))} one by one")  # fmt: skip
+        for chunk in chunks:
+            if signals.pending() is not None:  # Ctrl-C during a stack: no further stacks
+                break
+            numbers = ", ".join(f"#{initial_job_idx + i}" for i in chunk)
+            log.info(f"\tstacked: {numbers}")
+            try:
+                train_stacked([(tasks[i], self._folder(configs[i])) for i in chunk])
+            except UserError as exc:  # the data cannot be loaded: each job says so itself
+                log.info(f"\tthese jobs run one by one ({exc})")
+                continue
+            trained.update(chunk)
+        runs, stopped = [], None
+        for i, sweep_config in enumerate(configs):
+            if stopped is not None and i not in trained:
+                continue  # interrupted: the jobs not yet trained do not start
+            log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(job_overrides[i]))}")
+            try:
+                ret = run_job(
+                    hydra_context=self.hydra_context,
+                    task_function=self.task_function,
+                    config=sweep_config,
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
+                runs.append(ret)
+            except signals.Interrupted as exc:  # a stacked job's, or Ctrl-C in a job alone
+                stopped = stopped or exc  # the other stacked jobs still end (their records)
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if stopped is not None:
+            raise stopped
+        return runs

@@ -1,0 +1,168 @@
+"""A job's own part of training: its config, folder, batch order, log, event file and files.
+
+An ordinary run is one job; a stacked sweep (train.train_stacked) trains M jobs as one model.
+Either way each job keeps what a run alone would have: its generator (its batch order), its
+history, its TensorBoard writer, its last.pt after each epoch (its model's slice of a stack),
+and at the end its model.pt and metrics.json. A stacked job keeps its log lines (`keep_log`)
+until its Hydra job replays them into its own train.log; an ordinary run logs them at once.
+
+Example (what train() does with it, in short):
+    >>> job = Job(cfg, run_dir, model, generator, "cpu")  # doctest: +SKIP
+    >>> job.open_writer()  # doctest: +SKIP
+    >>> job.epoch_done(epoch, values, data, z_val, seconds)  # after each epoch  # doctest: +SKIP
+"""
+
+import logging
+import math
+import os
+import shlex
+
+import torch
+from omegaconf import OmegaConf
+
+from mlrefresh import signals
+from mlrefresh.checkpoint import save_json, save_last, save_torch, to_cpu
+from mlrefresh.checks import flatten
+from mlrefresh.errors import DivergedError, OutputError
+from mlrefresh.tensorboard import RunWriter
+
+__all__ = ["Job", "interrupted"]
+
+log = logging.getLogger("mlrefresh.train")
+
+
+def _diverged(value, epoch, cfg, run_dir) -> str:
+    todo = f"lower optim.lr (now {cfg.optim.lr})"
+    if cfg.model.init != "zeros":
+        todo += f" or model.init_scale (now {cfg.model.init_scale})"
+    done = epoch - 1
+    kept = f"epoch{'s 1-' if done > 1 else ' '}{done} logged in {run_dir}" if done else ""
+    kept = kept or "no epoch finished before it"
+    return f"the loss became {value} in epoch {epoch}: training diverged; {todo}. {kept}"
+
+
+def interrupted(job, epoch, epochs) -> signals.Interrupted:
+    """The error of a job stopped by a signal in `epoch`, saying how to resume it."""
+    run_dir = job.run_dir
+    if job.saved_epoch:
+        how = f"resume with: python scripts/train.py {shlex.quote(f'trainer.resume={run_dir}')}"
+    elif epoch > 1:  # trainer.checkpoint_every > 1: logged, but no last.pt yet
+        how = f"epochs 1-{epoch - 1} are logged in {run_dir}; no last.pt yet, nothing to resume"
+    else:
+        how = "no epoch had finished, nothing to resume"
+    exc = signals.Interrupted(signals.pending(), f"interrupted at epoch {epoch}/{epochs}; {how}")
+    exc.kept = epoch > 1  # an epoch finished: its folder (event file, log) stays
+    return exc
+
+
+class Job:
+    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, keep_log=False):
+        self.cfg, self.run_dir, self.model, self.generator = cfg, run_dir, model, generator
+        self.device = device
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        resolved.pop("hydra", None)
+        resolved["trainer"]["resume"] = None  # the config the run was started with
+        self.resolved = resolved
+        self.history: list[dict] = []  # the metrics of every finished epoch
+        self.saved_epoch = 0  # the epoch last.pt holds
+        self.seconds = 0.0  # training time of the epochs before this process
+        self.records = [] if keep_log else None
+        self.outcome = None  # the final metrics, or the error that ended the job
+        self.writer = None
+        self.run, self.index, self._state = None, 0, state
+        try:
+            os.makedirs(run_dir, exist_ok=True)  # Hydra made it; train(cfg, run_dir) may not
+        except OSError as exc:
+            raise OutputError(f"cannot create the run folder {run_dir} ({exc.strerror})") from None
+        if state is not None:
+            model.load_state_dict(state["model"])
+            generator.set_state(state["rng"]["batch_order"])  # a CPU tensor on every device
+            torch.set_rng_state(state["rng"]["torch"])
+            if "cuda" in state["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+            self.history = list(state["history"])
+            self.saved_epoch = state["epoch"]
+            self.seconds = float(state["seconds"])
+
+    def attach(self, run, index: int) -> None:
+        """The training this job is model `index` of (train._Run); restores its optimizer."""
+        self.run, self.index = run, index
+        if self._state is not None:
+            run.optimizer.load_state_dict(self._state["optimizer"])
+            self._state = None
+
+    def log(self, message: str) -> None:
+        if self.records is None:
+            log.info(message)
+        else:
+            self.records.append(log.makeRecord(log.name, logging.INFO, __file__, 0, message,
+                                               None, None))  # fmt: skip
+
+    def replay_log(self) -> None:
+        """The lines kept while stacked, now into this Hydra job's log, with their times."""
+        for record in self.records or ():
+            if log.isEnabledFor(record.levelno):
+                log.handle(record)
+        self.records = None
+
+    def open_writer(self) -> None:
+        if self.cfg.trainer.get("tensorboard", True):
+            hparams = {**flatten(self.resolved), "device.used": self.device}  # name may be auto
+            self.writer = RunWriter(self.run_dir, OmegaConf.to_yaml(self.resolved), hparams,
+                                    resume_after=self.saved_epoch)  # fmt: skip
+
+    def close_writer(self, success: bool) -> None:
+        if self.writer:
+            self.writer.close(success)
+            self.writer = None
+
+    def model_state(self) -> dict:
+        return self.run.model_state(self.index)
+
+    def diverged(self, values: dict, epoch: int) -> bool:
+        """Ends the job with a DivergedError if its loss is not finite."""
+        bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
+        if not bad:
+            return False
+        exc = DivergedError(_diverged(bad[0], epoch, self.cfg, self.run_dir))
+        exc.kept = True  # the run did work: its folder stays (the event file, the log)
+        self.outcome = exc
+        self.close_writer(False)
+        return True
+
+    def epoch_done(self, epoch, values, data, z_val, seconds) -> None:
+        """After an epoch: history, event file (pictures of this job's model), last.pt."""
+        trainer = self.cfg.trainer
+        self.history.append(values)
+        if self.writer:
+            self.writer.scalars(epoch, values)
+            if trainer.get("images", True):
+                if self.run.stacked:  # this job's own model, for its pictures
+                    self.model.load_state_dict(self.model_state())
+                at = epoch in (1, trainer.epochs) or epoch % trainer.get("image_every", 10) == 0
+                self.writer.pictures(epoch, self.model, data, z_val, image=at)
+        if epoch % trainer.get("checkpoint_every", 1) == 0 or epoch == trainer.epochs:
+            save_last(self.run_dir, epoch=epoch, model=self.model_state(),
+                      optimizer=self.run.optimizer_state(self.index), generator=self.generator,
+                      history=self.history, config=self.resolved,
+                      seconds=self.seconds + seconds)  # fmt: skip
+            self.saved_epoch = epoch
+
+    def save(self, device, seconds) -> dict:
+        """model.pt and metrics.json after the last epoch; the final metrics."""
+        seconds += self.seconds
+        result = {
+            **self.history[-1],
+            "epochs": self.cfg.trainer.epochs,
+            "train_seconds": round(seconds, 3),
+            "device": str(device),  # what `device=auto` turned out to be
+        }
+        for key in ("nll/val", "kl/val", "entropy/val"):
+            result.setdefault(key, None)
+        weights = to_cpu(self.model_state())  # loadable without a GPU
+        save_torch(os.path.join(self.run_dir, "model.pt"),
+                   {"state_dict": weights, "config": self.resolved, "metrics": result})  # fmt: skip
+        save_json(os.path.join(self.run_dir, "metrics.json"), result)
+        accuracy = 100 * result["accuracy/val"]
+        self.log(f"val accuracy {accuracy:.2f}% after {seconds:.2f} s in {self.run_dir}")
+        return result

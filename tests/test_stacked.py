@@ -1,0 +1,251 @@
+"""Many runs as one: stacked models against the same jobs one by one (hydra/launcher=stacked).
+
+In-process (compose API): train_stacked against train() job by job, for every kind of model,
+loss and optimizer, with per-job learning rates, momenta, weight decays, inits and seeds; a job
+that diverges inside a stack; a stacked job resumed on its own. The pieces: StackedLinear's
+hand-written backward against PyTorch's in float64, the stacked optimizers against M separate
+ones. Slow (subprocess): the launcher against the basic launcher on the same sweep (folders,
+files, metrics, each job's curve, the summary), a mixed sweep (a stack, a job alone, refused
+jobs, a diverged one), and Ctrl-C during a stack.
+"""
+
+import os
+import sys
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from hydra_plugins.mlrefresh_plugins.stacked_launcher import group_key
+from mlrefresh.errors import DivergedError
+from mlrefresh.models import StackedLinear, build_model, model_slice, stack_models
+from mlrefresh.optim import build_optimizer
+from mlrefresh.train import train, train_stacked
+from test_resume import make_cfg
+from test_sweeps import MIXED, ROOT, check_mixed, ctrl_c_when_two_jobs_saved, read_csv, run
+
+TOLERANCE = 1e-5  # the issue asks for 0.003; stacking changes only the order of float sums
+
+
+def scalars(run_dir, tag):
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def close(a: dict, b: dict, tol=TOLERANCE) -> bool:
+    keys = [k for k, v in a.items() if isinstance(v, float) and k != "train_seconds"]
+    return all(abs(a[k] - b[k]) <= tol for k in keys) and a.keys() == b.keys()
+
+
+# --- the pieces -----------------------------------------------------------------------------
+
+
+def test_stacked_linear_matches_pytorch_per_model_in_float64():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 2, 4, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(StackedLinear.apply, (x, w, b))
+    z = StackedLinear.apply(x, w, b)
+    expected = torch.stack([torch.nn.functional.linear(x[m], w[m], b[m]) for m in range(3)])
+    assert torch.allclose(z, expected)
+    g = torch.randn_like(z)
+    ours = torch.autograd.grad(z, (x, w, b), g)
+    theirs = torch.autograd.grad(expected, (x, w, b), g)
+    assert all(torch.allclose(o, t) for o, t in zip(ours, theirs))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_stacked_optimizer_equals_one_optimizer_per_model(name):
+    configs = [
+        {"name": name, "lr": 0.1, "momentum": 0.9, "weight_decay": 0.0, "schedule": "cosine"},
+        {"name": name, "lr": 0.3, "momentum": 0.0, "weight_decay": 0.01, "schedule": "cosine"},
+    ]
+    if name == "adam":
+        configs = [{k: v for k, v in c.items() if k != "momentum"} for c in configs]
+    torch.manual_seed(1)
+    models = [build_model("softmax", 4, 3, "normal", 1.0).double() for _ in configs]
+    stack = stack_models(models)
+    alone = [build_optimizer(c, m.parameters(), 6) for c, m in zip(configs, models)]
+    stacked, schedule = build_optimizer(configs, stack.parameters(), 6)
+    x, t = torch.randn(2, 8, 4, dtype=torch.float64), torch.randint(0, 3, (2, 8))
+    for step in range(6):
+        for m, (model, (optimizer, own_schedule)) in enumerate(zip(models, alone)):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[m]), t[m]).backward()
+            own_schedule(step)
+            optimizer.step()
+        stacked.zero_grad()
+        z = stack(x)
+        sum(torch.nn.functional.cross_entropy(z[m], t[m]) for m in range(2)).backward()
+        schedule(step)
+        stacked.step()
+    for m, model in enumerate(models):
+        for key, value in model.state_dict().items():
+            assert torch.allclose(model_slice(stack, m)[key], value, atol=1e-12)
+        mine, theirs = stacked.state_dict(m), alone[m][0].state_dict()
+        for key in ("velocity", "m", "s"):
+            for a, b in zip(mine.get(key) or [], theirs.get(key) or []):
+                assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_group_key_separates_what_cannot_share_a_stack():
+    base = ["trainer.epochs=2"]
+    same = [make_cfg(*base, "seed=1"), make_cfg(*base, "seed=2", "optim.lr=0.3"),
+            make_cfg(*base, "optim.momentum=0.5", "optim.weight_decay=0.1",
+                     "model.init=normal", "model.init_scale=2")]  # fmt: skip
+    assert len({group_key(c) for c in same}) == 1
+    other = [make_cfg(*base, "trainer.batch_size=7"), make_cfg(*base, "loss=square"),
+             make_cfg(*base, "dataset.seed=3"), make_cfg(*base, "optim=adam"),
+             make_cfg("trainer.epochs=3")]  # fmt: skip
+    assert len({group_key(c) for c in same[:1] + other}) == 1 + len(other)
+    assert group_key(make_cfg(*base, "optim.lr=-1")) is None  # refused: by its own run
+    assert group_key(make_cfg(*base, "trainer.resume=/x")) is None
+
+
+# --- train_stacked against train(), job by job ----------------------------------------------
+
+KINDS = {
+    "softmax-ce-sgd": ["model=softmax", "loss=ce", "dataset.num_classes=3"],
+    "logistic-square": ["model=logistic", "loss=square"],
+    "clamped-square": ["model=clamped", "loss=square"],
+    "mlp": ["model=mlp", "loss=ce", "model.init=normal", "model.init_scale=1.0"],
+    "softmax-square-adam-cosine": ["model=softmax", "loss=square", "optim=adam",
+                                   "optim.schedule=cosine", "dataset.num_classes=3"],
+}  # fmt: skip
+JOBS = [["seed=1", "optim.lr=0.1"], ["seed=2", "optim.lr=0.3", "optim.weight_decay=0.01"],
+        ["seed=1", "optim.lr=0.03", "model.init_scale=0.5"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_stacked_jobs_equal_the_same_jobs_one_by_one(tmp_path, kind):
+    cfgs = []
+    for i, own in enumerate(JOBS):
+        extra = [*own, "trainer.epochs=3", "dataset.n_train=300"]
+        if "optim=adam" not in KINDS[kind]:
+            extra.append(f"optim.momentum={0.9 if i == 1 else 0.0}")
+        if kind != "mlp" and i == 2:
+            extra.append("model.init=wrong")
+        cfgs.append(make_cfg(*KINDS[kind], *extra))
+    alone = [train(c, run_dir=tmp_path / f"alone{i}") for i, c in enumerate(cfgs)]
+    train_stacked([(c, tmp_path / f"stacked{i}") for i, c in enumerate(cfgs)])
+    stacked = [train(c, run_dir=tmp_path / f"stacked{i}") for i, c in enumerate(cfgs)]
+    for i, (a, s) in enumerate(zip(alone, stacked)):
+        assert close(a, s), (i, a, s)
+        one, other = tmp_path / f"alone{i}", tmp_path / f"stacked{i}"
+        assert sorted(p.name.split(".")[0] for p in one.iterdir()) == sorted(
+            p.name.split(".")[0] for p in other.iterdir()
+        )  # events.out..., last.pt, metrics.json, model.pt
+        for tag in ("loss/train", "accuracy/val", "grad_norm", "diag/dz_abs"):
+            mine, theirs = scalars(other, tag), scalars(one, tag)
+            assert [s for s, _ in mine] == [s for s, _ in theirs] == [1, 2, 3]
+            assert all(abs(a - b) <= TOLERANCE for (_, a), (_, b) in zip(mine, theirs))
+        w_alone = torch.load(one / "model.pt", weights_only=True)["state_dict"]
+        w_stack = torch.load(other / "model.pt", weights_only=True)["state_dict"]
+        assert {k: v.shape for k, v in w_alone.items()} == {k: v.shape for k, v in w_stack.items()}
+        assert all(torch.allclose(w_alone[k], w_stack[k], atol=1e-5) for k in w_alone)
+    assert stacked[0] != stacked[2]  # the same seed, another lr: another model
+
+
+def test_a_diverging_job_ends_alone_and_its_stack_goes_on(tmp_path):
+    square = ["model=linear", "loss=square", "optim.schedule=constant", "trainer.epochs=3"]
+    ok, bad = make_cfg(*square, "optim.lr=0.1"), make_cfg(*square, "optim.lr=1e4")
+    with pytest.raises(DivergedError) as alone_error:
+        train(bad, run_dir=tmp_path / "bad_alone")
+    train_stacked([(ok, tmp_path / "ok"), (bad, tmp_path / "bad")])
+    with pytest.raises(DivergedError) as stacked_error:
+        train(bad, run_dir=tmp_path / "bad")
+    assert str(stacked_error.value) == str(alone_error.value).replace("bad_alone", "bad")
+    assert not (tmp_path / "bad" / "model.pt").exists()
+    assert close(train(ok, run_dir=tmp_path / "ok"), train(ok, run_dir=tmp_path / "ok_alone"))
+
+
+def test_a_stacked_job_resumes_on_its_own(tmp_path):
+    """last.pt of a stacked job holds that job's model and momentum: extending it alone gives
+    what extending the job run alone gives."""
+    cfgs = [make_cfg("trainer.epochs=2", "optim.momentum=0.9", f"seed={s}") for s in (1, 2)]
+    train_stacked([(c, tmp_path / f"s{i}") for i, c in enumerate(cfgs)])
+    [train(c, run_dir=tmp_path / f"s{i}") for i, c in enumerate(cfgs)]
+    train(cfgs[1], run_dir=tmp_path / "alone")
+    more = []
+    for folder in ("s1", "alone"):
+        resume = f"trainer.resume={tmp_path / folder}"
+        more.append(train(make_cfg(resume, "trainer.epochs=4", "optim.momentum=0.9", "seed=2")))
+    assert close(*more)
+    assert [s for s, _ in scalars(tmp_path / "s1", "loss/val")] == [1, 2, 3, 4]
+
+
+# --- the launcher, as a user runs it -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stacked_launcher_gives_the_basic_launchers_folders(tmp_path):
+    sweep = ["optim.lr=0.03,0.3", "seed=4,5", "trainer.epochs=3", "dataset.n_train=400"]
+    basic = run("-m", *sweep, f"hydra.sweep.dir={tmp_path}/basic")
+    stacked = run("-m", "hydra/launcher=stacked", *sweep, f"hydra.sweep.dir={tmp_path}/st")
+    assert basic.returncode == stacked.returncode == 0, stacked.stderr
+    assert "4 in 1 stack(s), 0 one by one" in stacked.stdout
+    jobs = sorted(p.name for p in (tmp_path / "basic").iterdir() if p.is_dir() and p.name[0] != ".")
+    assert len(jobs) == 4
+    assert sorted(os.listdir(tmp_path / "basic")) == sorted(os.listdir(tmp_path / "st"))
+    for job in jobs:
+        one, other = tmp_path / "basic" / job, tmp_path / "st" / job
+        names = sorted(p.name.split(".")[0] for p in one.iterdir())
+        assert names == sorted(p.name.split(".")[0] for p in other.iterdir())
+        for f in ("overrides.yaml", "config.yaml"):
+            assert (one / ".hydra" / f).read_text() == (other / ".hydra" / f).read_text()
+        mine, theirs = scalars(other, "loss/val"), scalars(one, "loss/val")
+        assert [s for s, _ in mine] == [1, 2, 3]
+        assert all(abs(a - b) <= 0.003 for (_, a), (_, b) in zip(mine, theirs))
+        log = (other / "train.log").read_text()
+        assert "trained stacked with 3 other job(s)" in log and "epoch 3/3" in log
+    rows = {r["folder"]: r for r in read_csv(tmp_path / "basic" / "summary.csv")}
+    for row in read_csv(tmp_path / "st" / "summary.csv"):
+        assert row["status"] == rows[row["folder"]]["status"] == "ok"
+        for key in ("accuracy/val", "nll/val", "loss/val"):
+            assert abs(float(row[key]) - float(rows[row["folder"]][key])) <= 0.003
+    curves = [scalars(tmp_path / "st" / job, "loss/val")[-1][1] for job in jobs]
+    assert len(set(curves)) == 4  # each job its own curve
+
+
+@pytest.mark.slow
+def test_mixed_sweep_under_the_stacked_launcher(tmp_path):
+    """The sweeps' mixed sweep (ok, diverged, refused) ends as under the basic launcher; with
+    three seeds and max_models=2, a stack of two and a job alone."""
+    sweep = tmp_path / "sweep"
+    result = run("-m", "hydra/launcher=stacked", *MIXED, f"hydra.sweep.dir={sweep}")
+    check_mixed(result, sweep)
+    assert "2 in 1 stack(s), 1 one by one" in result.stdout
+    assert result.stderr.count("error: optim.lr=-1") == 1
+    assert result.stderr.count("error: the loss became") == 1
+    more = run("-m", "hydra/launcher=stacked", "hydra.launcher.max_models=2", "seed=1,2,3",
+               "optim.lr=0.1,-1", "trainer.epochs=2",
+               f"hydra.sweep.dir={tmp_path}/more")  # fmt: skip
+    assert more.returncode == 2 and "Traceback" not in more.stderr
+    assert "2 in 1 stack(s), 4 one by one" in more.stdout
+    rows = read_csv(tmp_path / "more" / "summary.csv")
+    assert sorted(r["status"] for r in rows) == ["ok"] * 3 + ["refused"] * 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_stack_keeps_every_jobs_last_pt(tmp_path):
+    sweep = tmp_path / "sweep"
+    err = ctrl_c_when_two_jobs_saved("hydra/launcher=stacked", sweep)
+    assert err.count("resume with: python scripts/train.py") == 2, err
+    jobs = [p for p in sweep.iterdir() if p.is_dir() and p.name[0] != "."]
+    assert len(jobs) == 2
+    for job in jobs:
+        assert torch.load(job / "last.pt", weights_only=True)["epoch"] >= 1
+        assert "trained stacked" in (job / "train.log").read_text()
+    summarize = (sys.executable, os.path.join(ROOT, "scripts", "summarize.py"))
+    assert "interrupted" in run(str(sweep), python=summarize).stdout
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stacked_jobs_on_cuda_equal_the_same_jobs_one_by_one(tmp_path):
+    cfgs = [make_cfg("device=cuda", "trainer.epochs=2", f"seed={s}") for s in (1, 2)]
+    alone = [train(c, run_dir=tmp_path / f"a{i}") for i, c in enumerate(cfgs)]
+    train_stacked([(c, tmp_path / f"s{i}") for i, c in enumerate(cfgs)])
+    for i, c in enumerate(cfgs):
+        assert close(alone[i], train(c, run_dir=tmp_path / f"s{i}"), tol=1e-4)
