@@ -20,7 +20,7 @@ from hydra_plugins.mlrefresh_plugins.stacked_launcher import group_key
 from mlrefresh.errors import DivergedError
 from mlrefresh.models import StackedLinear, build_model, model_slice, stack_models
 from mlrefresh.optim import build_optimizer
-from mlrefresh.train import train, train_stacked
+from mlrefresh.train import _same_rows, train, train_stacked
 from test_resume import make_cfg
 from test_sweeps import MIXED, ROOT, check_mixed, ctrl_c_when_two_jobs_saved, read_csv, run
 
@@ -41,19 +41,29 @@ def close(a: dict, b: dict, tol=TOLERANCE) -> bool:
 # --- the pieces -----------------------------------------------------------------------------
 
 
-def test_stacked_linear_matches_pytorch_per_model_in_float64():
+@pytest.mark.parametrize("batches", [4, 2, 1])  # one batch per model, shared by 2, by all
+def test_stacked_linear_matches_pytorch_per_model_in_float64(batches):
     torch.manual_seed(0)
-    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(3, 2, 4, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(batches, 5, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(StackedLinear.apply, (x, w, b))
     z = StackedLinear.apply(x, w, b)
-    expected = torch.stack([torch.nn.functional.linear(x[m], w[m], b[m]) for m in range(3)])
+    share = 4 // batches  # models m reads batch m // share
+    expected = torch.stack(
+        [torch.nn.functional.linear(x[m // share], w[m], b[m]) for m in range(4)]
+    )
     assert torch.allclose(z, expected)
     g = torch.randn_like(z)
     ours = torch.autograd.grad(z, (x, w, b), g)
     theirs = torch.autograd.grad(expected, (x, w, b), g)
     assert all(torch.allclose(o, t) for o, t in zip(ours, theirs))
+
+
+def test_jobs_of_one_seed_read_their_batches_once():
+    assert _same_rows([1, 1, 2, 2]) == 2 and _same_rows([3, 3, 3]) == 3
+    assert _same_rows([1, 2, 3]) == 1 and _same_rows([1, 1, 2]) == 1
+    assert _same_rows([1, 2, 1, 2]) == 1  # not in runs: train_stacked sorts by seed first
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
@@ -146,6 +156,16 @@ def test_stacked_jobs_equal_the_same_jobs_one_by_one(tmp_path, kind):
         assert {k: v.shape for k, v in w_alone.items()} == {k: v.shape for k, v in w_stack.items()}
         assert all(torch.allclose(w_alone[k], w_stack[k], atol=1e-5) for k in w_alone)
     assert stacked[0] != stacked[2]  # the same seed, another lr: another model
+
+
+def test_jobs_sharing_seeds_share_batches_and_equal_their_runs_alone(tmp_path):
+    """lr x seed, the usual sweep: 2 seeds x 2 learning rates, each seed's batches read once."""
+    cfgs = [make_cfg("model=mlp", "model.init=normal", "model.init_scale=1.0", f"seed={seed}",
+                     f"optim.lr={lr}", "trainer.epochs=2", "dataset.n_train=300")
+            for lr in (0.1, 0.3) for seed in (1, 2)]  # fmt: skip
+    train_stacked([(c, tmp_path / f"s{i}") for i, c in enumerate(cfgs)])
+    for i, c in enumerate(cfgs):
+        assert close(train(c, run_dir=tmp_path / f"s{i}"), train(c, run_dir=tmp_path / f"a{i}"))
 
 
 def test_a_diverging_job_ends_alone_and_its_stack_goes_on(tmp_path):

@@ -4,15 +4,16 @@ The models here are tiny: a step is a dozen kernel launches and little arithmeti
 it costs what launching costs. A CUDA graph records the step's launches once (forward, the
 loss Function's hand-written backward, the gradient norms, the optimizer's update) and replays
 them with one call. Everything the step reads must then live at fixed addresses: the batch's
-row indices are copied into a static index tensor, the learning rate becomes a device tensor
-that the schedule fills in place, and the step's outputs (logits, gradient norms) are cloned
-after each replay.
+row indices are copied into a static index tensor, the learning rate (and Adam's step count)
+become device tensors that the schedule (the step) changes in place, and the step's outputs
+(logits, gradient norms) are cloned after each replay.
 
 `GraphedStep` runs the first WARMUP steps eagerly on a side stream (as PyTorch asks before a
 capture; they are ordinary training steps), captures the next one and replays from then on.
-It stays eager, saying why once in the log, where capture is impossible: an optimizer whose
-step keeps Python state (Adam's step count), a batch of another shape (the last, partial batch
-of an epoch runs eagerly), or a capture that fails. `trainer.cuda_graph=false` turns it off.
+It stays eager, saying why once in the log, where capture is impossible: an optimizer that
+cannot keep its per-step numbers on the device, a batch of another shape (the last, partial
+batch of an epoch runs eagerly), or a capture that fails. `trainer.cuda_graph=false` turns it
+off.
 
 Example:
     >>> step = GraphedStep(eager_step, optimizer, device)  # doctest: +SKIP
@@ -34,7 +35,7 @@ def capture_refusal(optimizer, device) -> str | None:
     if torch.device(device).type != "cuda":
         return "not a CUDA device"
     if not getattr(optimizer, "capturable", False):
-        return f"{type(optimizer).__name__} keeps its step count in Python"
+        return f"{type(optimizer).__name__} keeps its per-step numbers in Python"
     return None
 
 
@@ -88,7 +89,7 @@ class GraphedStep:
         return self._capture(idx)
 
     def _capture(self, idx):
-        self.optimizer.lr_on_device(idx.device)  # the schedule fills it in place from now on
+        self.optimizer.on_device(idx.device)  # lr (and Adam's t) as tensors, changed in place
         self.static_idx = idx.clone()
         self.optimizer.zero_grad()  # the graph's backward makes its own gradient buffers
         graph = self.graph_type()

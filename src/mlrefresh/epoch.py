@@ -50,14 +50,15 @@ def _rows(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.index_select(a, 0, idx.reshape(-1)).view(*idx.shape, *a.shape[1:])
 
 
-def make_step(model, objective, optimizer, x, t, stacked: bool):
+def make_step(model, objective, optimizer, x, t, stacked: bool, same_rows: int = 1):
     """step(idx): one training step on the rows idx ([B], or [M, B]) of (x, t): forward, the
     loss, its backward, the gradient norms, the update. Returns the (detached) logits and the
-    norms. capture.GraphedStep replays the same function as a CUDA graph."""
+    norms. capture.GraphedStep replays the same function as a CUDA graph. same_rows = r: each r
+    consecutive models have the same batches (the same seed): their inputs are read once."""
     params = list(model.parameters())
 
     def step(idx):
-        z = model(_rows(x, idx))
+        z = model(_rows(x, idx[::same_rows] if same_rows > 1 else idx))
         loss = objective.loss(z, _rows(t, idx))
         optimizer.zero_grad()
         loss.backward()

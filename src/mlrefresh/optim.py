@@ -87,9 +87,9 @@ class _Rule:
         else:
             self.lr.fill_(lr)
 
-    def lr_on_device(self, device) -> None:
-        """Keep the learning rate in a device tensor, filled in place from now on: a CUDA graph
-        of the step (capture.py) reads it at a fixed address."""
+    def on_device(self, device) -> None:
+        """Keep the numbers that change from step to step in device tensors, changed in place
+        from now on: a CUDA graph of the step (capture.py) reads them at fixed addresses."""
         self.lr = torch.as_tensor(self.lr, dtype=torch.float32, device=device).clone()
 
 
@@ -136,7 +136,11 @@ class Adam(_Rule):
     """m <- b1 m + (1-b1) g;  s <- b2 s + (1-b2) g^2;
     w <- w - lr/(1-b1^t) m / (sqrt(s/(1-b2^t)) + eps)   (weight decay adds weight_decay w to g)."""
 
-    capturable = False  # its bias correction changes with self.t, a Python number
+    capturable = True  # after on_device, the step count t is a device tensor too
+
+    def on_device(self, device) -> None:
+        super().on_device(device)
+        self.t = torch.tensor(float(self.t), device=device)  # counted in place: t += 1
 
     def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         self.params = [p for p in params]
@@ -149,7 +153,7 @@ class Adam(_Rule):
         """What the next steps depend on (for last.pt): both moments and the step count; of
         model m alone for stacked models."""
         return {"m": [_part(v, m).clone() for v in self.m],
-                "s": [_part(v, m).clone() for v in self.s], "t": self.t}  # fmt: skip
+                "s": [_part(v, m).clone() for v in self.s], "t": int(self.t)}  # fmt: skip
 
     def load_state_dict(self, state: dict) -> None:
         self.m = [m.to(p.device, p.dtype) for m, p in zip(state["m"], self.params)]
@@ -161,7 +165,7 @@ class Adam(_Rule):
         self.t += 1
         b1, b2 = self.betas
         step_size = self.lr / (1 - b1**self.t)
-        root_correction = math.sqrt(1 - b2**self.t)
+        root_correction = (1 - b2**self.t) ** 0.5  # a tensor too, once t is one (on_device)
         for p, m, s in zip(self.params, self.m, self.s):
             g = p.grad
             if _nonzero(self.weight_decay):

@@ -19,6 +19,7 @@ Example (the same as `python scripts/train.py trainer.epochs=3`, run from Python
     0.994
 """
 
+import itertools
 import json
 import logging
 import math
@@ -58,6 +59,14 @@ def _run_dir(run_dir):
     raise ValueError("train(cfg) outside a Hydra app needs run_dir=<folder for the run's files>")
 
 
+def _same_rows(seeds: list[int]) -> int:
+    """r when every r consecutive jobs have one seed (so one batch order) and each seed is
+    there r times; else 1. train_stacked orders its jobs by seed."""
+    runs = [len(list(group)) for _, group in itertools.groupby(seeds)]
+    distinct = len(set(seeds)) == len(runs)
+    return runs[0] if distinct and len(set(runs)) == 1 else 1
+
+
 class _Run:
     """What the epoch loop works on: one model, or M stacked, with its objective and optimizer,
     and the jobs (one per model)."""
@@ -76,7 +85,7 @@ class _Run:
             job.attach(self, m)
         self.t_train = self.objective.targets(data.y_train)
         step = make_step(self.model, self.objective, self.optimizer, data.x_train, self.t_train,
-                         self.stacked)  # fmt: skip
+                         self.stacked, _same_rows([job.cfg.seed for job in jobs]))  # fmt: skip
         graphs = cfg.trainer.get("cuda_graph", True) and data.x_train.device.type == "cuda"
         self.step = GraphedStep(step, self.optimizer, data.x_train.device) if graphs else step
 
@@ -228,6 +237,7 @@ def train_stacked(jobs: list[tuple]) -> None:
     loss, batch size, epochs and optimizer kind) as one stacked model. Each job's outcome waits
     in this process for `train(cfg, run_dir)` of its Hydra job. A UserError before training
     (the data cannot be loaded) is raised: the caller runs the jobs one by one instead."""
+    jobs = sorted(jobs, key=lambda job: job[0].seed)  # one seed, one batch order: read once
     cfg = jobs[0][0]
     device, data_name, data_options = refuse_bad_config(cfg)
     data = _load(cfg, data_name, data_options, device)
