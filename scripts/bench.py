@@ -373,7 +373,8 @@ def main(argv=None):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench: --device cuda but CUDA is not available; use --device cpu")
-    print(f"torch {torch.__version__}, device {device}")
+    card = f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""
+    print(f"torch {torch.__version__}, device {device}{card}")
     for name in args.sections or SECTIONS:
         SECTIONS[name](device)
 
