@@ -17,7 +17,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hydra_plugins.mlrefresh_plugins.stacked_launcher import group_key
-from mlrefresh.errors import DivergedError
+from mlrefresh.errors import DivergedError, OutputError
 from mlrefresh.models import StackedLinear, build_model, model_slice, stack_models
 from mlrefresh.optim import build_optimizer
 from mlrefresh.train import _same_rows, train, train_stacked
@@ -179,6 +179,16 @@ def test_a_diverging_job_ends_alone_and_its_stack_goes_on(tmp_path):
     assert str(stacked_error.value) == str(alone_error.value).replace("bad_alone", "bad")
     assert not (tmp_path / "bad" / "model.pt").exists()
     assert close(train(ok, run_dir=tmp_path / "ok"), train(ok, run_dir=tmp_path / "ok_alone"))
+
+
+def test_a_job_whose_files_cannot_be_written_fails_alone(tmp_path):
+    cfgs = [make_cfg("trainer.epochs=2", f"seed={s}") for s in (1, 2)]
+    (tmp_path / "s1" / "last.pt").mkdir(parents=True)  # last.pt cannot replace a folder
+    train_stacked([(c, tmp_path / f"s{i}") for i, c in enumerate(cfgs)])
+    with pytest.raises(OutputError, match=r"cannot write .*s1/last.pt") as failed:
+        train(cfgs[1], run_dir=tmp_path / "s1")
+    assert failed.value.kept and not (tmp_path / "s1" / "metrics.json").exists()
+    assert close(train(cfgs[0], run_dir=tmp_path / "s0"), train(cfgs[0], run_dir=tmp_path / "a"))
 
 
 def test_a_stacked_job_resumes_on_its_own(tmp_path):

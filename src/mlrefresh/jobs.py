@@ -12,6 +12,7 @@ Example (what train() does with it, in short):
     >>> job.epoch_done(epoch, values, data, z_val, seconds)  # after each epoch  # doctest: +SKIP
 """
 
+import contextlib
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from omegaconf import OmegaConf
 from mlrefresh import signals
 from mlrefresh.checkpoint import save_json, save_last, save_torch, to_cpu
 from mlrefresh.checks import flatten
-from mlrefresh.errors import DivergedError, OutputError
+from mlrefresh.errors import DivergedError, OutputError, UserError
 from mlrefresh.tensorboard import RunWriter
 
 __all__ = ["Job", "interrupted"]
@@ -115,6 +116,17 @@ class Job:
         if self.writer:
             self.writer.close(success)
             self.writer = None
+
+    @contextlib.contextmanager
+    def own_files(self):
+        """A file of this job's that cannot be written (OutputError) ends this job, not the
+        others of its stack; the error is its outcome."""
+        try:
+            yield
+        except UserError as exc:
+            exc.kept = True  # the run did work: its folder stays (the event file, the log)
+            self.outcome = exc
+            self.close_writer(False)
 
     def model_state(self) -> dict:
         return self.run.model_state(self.index)

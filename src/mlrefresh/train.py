@@ -137,7 +137,8 @@ def _fit(run: _Run):
                 values = dict(zip(names, row))
                 if not job.diverged(values, epoch):
                     job.log(log_line(epoch, epochs, values))
-                    job.epoch_done(epoch, values, data, each[job.index][2], seconds)
+                    with job.own_files():
+                        job.epoch_done(epoch, values, data, each[job.index][2], seconds)
             if all(job.outcome is not None for job in jobs):
                 break
     return time.perf_counter() - start
@@ -154,7 +155,8 @@ def _train_and_save(run: _Run) -> None:
                 job.close_writer(job.outcome is None)
         for job in run.jobs:
             if job.outcome is None:
-                job.outcome = job.save(run.data.x_train.device, seconds)
+                with job.own_files():
+                    job.outcome = job.save(run.data.x_train.device, seconds)
     if signals.pending() is not None:
         for job in run.jobs:
             if isinstance(job.outcome, dict):
@@ -250,9 +252,9 @@ def train_stacked(jobs: list[tuple]) -> None:
         job.open_writer()
     try:
         _train_and_save(run)
-    except UserError as exc:  # a file could not be written: the jobs still running failed
+    except UserError as exc:  # not one job's file: every job still running failed
         exc.kept = True
         for job in group:
-            job.outcome = exc if isinstance(job.outcome, (dict, type(None))) else job.outcome
+            job.outcome = exc if job.outcome is None else job.outcome
     for job in group:
         _outcomes[os.path.abspath(job.run_dir)] = job
