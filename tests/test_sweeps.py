@@ -303,6 +303,13 @@ def test_launcher_settings_that_cannot_work_are_refused_before_any_job(tmp_path)
         "error: hydra.launcher.n_jobs=0 must be a whole number of processes, not 0 (-1: one per "
         "core), e.g. hydra.launcher.n_jobs=2"
     )
+    for value in ("0", "abc"):
+        result = run("-m", "hydra/launcher=stacked", f"hydra.launcher.max_models={value}",
+                     cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 2 and result.stderr.strip() == (
+            f"error: hydra.launcher.max_models={value} must be a whole number of jobs per stack, "
+            "at least 1 (1: no stacking), e.g. hydra.launcher.max_models=16"
+        )
     empty = tmp_path / "bin"
     empty.mkdir()
     no_slurm = {**os.environ, "PATH": str(empty)}  # a machine without SLURM's commands

@@ -3,14 +3,14 @@ CPU threads a sweep's job may use, so that parallel jobs do not oversubscribe th
 
 `check_launcher` refuses, in one line before any job, what would otherwise end in a launcher's
 traceback once the sweep has started: joblib's `n_jobs=0`, a SLURM launcher on a machine
-without SLURM's commands.
+without SLURM's commands, a stacked launcher's `max_models` that is not a number from 1.
 
 torch starts one thread per core in every process. Under a parallel launcher, N jobs on C cores
 then run N x C threads: 4 submitit_local jobs on 2 cores took 76-298 s for a sweep that takes
 15 s with one thread per job. So each job of a parallel launcher gets C / (jobs at once)
 threads: joblib runs `n_jobs` at once (-1: one per core); submitit gives a job
-`cpus_per_task` (SLURM says so in SLURM_CPUS_PER_TASK), else one. The basic launcher runs one
-job at a time and keeps torch's default.
+`cpus_per_task` (SLURM says so in SLURM_CPUS_PER_TASK), else one. The basic and the stacked
+launcher run one training at a time and keep torch's default.
 
 Example:
     >>> job_threads({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher."
@@ -39,10 +39,12 @@ def cores() -> int:
 
 
 def _kind(launcher: dict) -> str:
-    """basic, joblib, slurm or submitit (local), from hydra.launcher's _target_."""
+    """basic, stacked, joblib, slurm or submitit (local), from hydra.launcher's _target_."""
     target = str(launcher.get("_target_", ""))
-    if not target or target.endswith(("BasicLauncher", "StackedLauncher")):
-        return "basic"  # the stacked launcher, too, runs its jobs in this process, in turn
+    if not target or target.endswith("BasicLauncher"):
+        return "basic"
+    if target.endswith("StackedLauncher"):
+        return "stacked"
     if "joblib" in target.lower():
         return "joblib"
     return "slurm" if target.endswith("SlurmLauncher") else "submitit"
@@ -51,7 +53,7 @@ def _kind(launcher: dict) -> str:
 def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
     """Threads for one job under `launcher` (hydra.launcher), or None for torch's default."""
     kind = _kind(launcher)
-    if kind == "basic":
+    if kind in ("basic", "stacked"):
         return None
     if env.get("SLURM_CPUS_PER_TASK", "").isdigit():
         return max(1, int(env["SLURM_CPUS_PER_TASK"]))
@@ -73,6 +75,13 @@ def check_launcher(launcher: dict) -> None:
             raise ConfigError(
                 f"hydra.launcher.n_jobs={n} must be a whole number of processes, not 0 "
                 "(-1: one per core), e.g. hydra.launcher.n_jobs=2"
+            )
+    if kind == "stacked":
+        n = launcher.get("max_models")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigError(
+                f"hydra.launcher.max_models={n} must be a whole number of jobs per stack, at "
+                "least 1 (1: no stacking), e.g. hydra.launcher.max_models=16"
             )
     if kind == "slurm":
         missing = [c for c in ("sbatch", "srun") if shutil.which(c) is None]

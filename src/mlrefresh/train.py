@@ -235,10 +235,10 @@ def train(cfg, run_dir=None) -> dict:
 
 
 def train_stacked(jobs: list[tuple]) -> None:
-    """Train (cfg, run_dir) jobs of one group (launcher.py's key: the same data, model shape,
-    loss, batch size, epochs and optimizer kind) as one stacked model. Each job's outcome waits
-    in this process for `train(cfg, run_dir)` of its Hydra job. A UserError before training
-    (the data cannot be loaded) is raised: the caller runs the jobs one by one instead."""
+    """Train (cfg, run_dir) jobs of one group (stacked_launcher.group_key: the same data, model
+    shape, loss, batch size, epochs and optimizer kind) as one stacked model. Each job's outcome
+    waits in this process for `train(cfg, run_dir)` of its Hydra job. A UserError before
+    training (the data cannot be loaded) is raised: the caller runs the jobs one by one."""
     jobs = sorted(jobs, key=lambda job: job[0].seed)  # one seed, one batch order: read once
     cfg = jobs[0][0]
     device, data_name, data_options = refuse_bad_config(cfg)
@@ -249,7 +249,8 @@ def train_stacked(jobs: list[tuple]) -> None:
         job.log(f"trained stacked with {len(group) - 1} other job(s) of this sweep")
     run = _Run(group, data)
     for job in group:
-        job.open_writer()
+        with job.own_files():  # an event file that cannot be made ends its job only
+            job.open_writer()
     try:
         _train_and_save(run)
     except UserError as exc:  # not one job's file: every job still running failed

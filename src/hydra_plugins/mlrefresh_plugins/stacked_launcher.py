@@ -62,7 +62,7 @@ def group_key(task_cfg) -> str | None:
 
 class StackedLauncher(Launcher):
     def __init__(self, max_models: int = 32) -> None:
-        self.max_models = max(1, int(max_models))
+        self.max_models = max_models  # checked before the sweep (launchers.check_launcher)
         self.config = self.task_function = self.hydra_context = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
