@@ -101,7 +101,9 @@ def epoch_metrics(objective, z_train, t_train, per_step, z_val, t_val, p_val) ->
     for split, z, t in (("train", z_train, t_train), ("val", z_val, t_val)):
         metrics[f"loss/{split}"] = objective.loss(z, t)
         metrics[f"accuracy/{split}"] = objective.correct(z, t) / len(t)
-        if objective.has_nll:
+        if objective.loss_is_nll:  # cross-entropy: the loss is the NLL already
+            metrics[f"nll/{split}"] = metrics[f"loss/{split}"]
+        elif objective.has_nll:
             metrics[f"nll/{split}"] = objective.nll(z, t)
     metrics["grad_norm"] = per_step.square().sum(1).sqrt().mean()  # mean over steps of |grad|
     metrics.update(gradient_diagnostics(objective, z_train, t_train))
