@@ -124,9 +124,12 @@ class Job:
         try:
             yield
         except UserError as exc:
-            exc.kept = True  # the run did work: its folder stays (the event file, the log)
-            self.outcome = exc
-            self.close_writer(False)
+            self._fail(exc)
+
+    def _fail(self, exc: UserError) -> None:
+        exc.kept = True  # the run did work: its folder stays (the event file, the log)
+        self.outcome = exc
+        self.close_writer(False)
 
     def model_state(self) -> dict:
         return self.run.model_state(self.index)
@@ -136,10 +139,7 @@ class Job:
         bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
         if not bad:
             return False
-        exc = DivergedError(_diverged(bad[0], epoch, self.cfg, self.run_dir))
-        exc.kept = True  # the run did work: its folder stays (the event file, the log)
-        self.outcome = exc
-        self.close_writer(False)
+        self._fail(DivergedError(_diverged(bad[0], epoch, self.cfg, self.run_dir)))
         return True
 
     def epoch_done(self, epoch, values, data, z_val, seconds) -> None:
@@ -149,9 +149,9 @@ class Job:
         if self.writer:
             self.writer.scalars(epoch, values)
             if trainer.get("images", True):
-                if self.run.stacked:  # this job's own model, for its pictures
-                    self.model.load_state_dict(self.model_state())
                 at = epoch in (1, trainer.epochs) or epoch % trainer.get("image_every", 10) == 0
+                if at and self.run.stacked:  # this job's own model, for its images
+                    self.model.load_state_dict(self.model_state())
                 self.writer.pictures(epoch, self.model, data, z_val, image=at)
         if epoch % trainer.get("checkpoint_every", 1) == 0 or epoch == trainer.epochs:
             save_last(self.run_dir, epoch=epoch, model=self.model_state(),

@@ -13,8 +13,9 @@ prediction y, `decide(z)` / `predict(x)` class indices.
 
 `stack_models(models)` makes one model of M models of the same shape (a stacked sweep, see
 train.py): its parameters have a leading model dimension ([M, K, D]), it maps inputs
-[M, N, D] to logits [M, N] or [M, N, K] with batched matrix products, and `model_slice(stack,
-m)` is model m's state_dict, with the keys and shapes of the models it was made from.
+[M, N, D] (or fewer batches, each shared by consecutive models: StackedLinear) to logits
+[M, N] or [M, N, K] with batched matrix products, and `model_slice(stack, m)` is model m's
+state_dict, with the keys and shapes of the models it was made from.
 
 Starts (`model.init`): `zeros`; `normal` (weights N(0, init_scale^2)); `wrong`, the lecture's
 confidently wrong start, built from the training data by `wrong_start`: the weights point
@@ -213,7 +214,6 @@ def stack_models(models: list[nn.Module]) -> nn.Module:
         module = stack.get_submodule(module_name)
         values = [m.get_parameter(name).detach() for m in models]
         setattr(module, attr, nn.Parameter(torch.stack(values)))
-    stack.stacked = len(models)
     return stack
 
 

@@ -128,8 +128,9 @@ class SGD(_Rule):
                 for v, g in zip(self.velocity, grads):
                     v.mul_(_along(self.momentum, v)).add_(g)
             grads = self.velocity
+        scale = -self.lr  # once per step, also when lr is a tensor
         for p, g in zip(self.params, grads):
-            _add_scaled_(p, g, -self.lr)
+            _add_scaled_(p, g, scale)
 
 
 class Adam(_Rule):
