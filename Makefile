@@ -1,11 +1,12 @@
-# make train | test | claims | figures | lint | bench | tensorboard   (ARGS="..." passes arguments on)
+# make train | test | test-slow | test-all | claims | figures | lint | bench | tensorboard
+# (ARGS="..." passes arguments on, e.g. make test ARGS="-k resume")
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: train test claims figures lint format bench tensorboard clean
+.PHONY: train test test-slow test-all claims figures lint format bench tensorboard clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +16,17 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/python scripts/train.py $(ARGS)
 
+# the fast tier: every behaviour, in-process (about a minute on 2 cores)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+# the slow tier: real processes (signals, SIGKILL, disk full, joblib/submitit/SLURM/Optuna
+# sweeps, TensorBoard's server), the lecture's claims on new seeds, real Fashion-MNIST
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
 
 claims: $(STAMP)
 	$(BIN)/python scripts/claims.py $(ARGS)

@@ -1,13 +1,14 @@
-"""The mistakes and faults a new user meets, as real subprocesses of scripts/train.py.
+"""The mistakes and faults a new user meets, run as scripts/train.py runs them.
 
 Each case asserts the exit code, an `error: ...` first line on stderr (and only that line where
 the message is ours), no traceback, and that the files after the run equal those before, except
-for what the run may create. Signals are real signals sent to a child in its own process group,
-as a terminal's Ctrl-C would be; the download is real HTTP from 127.0.0.1; the full disk is a
-real tmpfs (skipped where mounting one is not allowed).
+for what the run may create. Refusals run in-process (helpers.cli: the script as `python` runs
+it, minus the start-up); a sample of them, and everything where the process itself is the
+subject, run as real subprocesses (slow tier): signals are real signals sent to a child in its
+own process group, as a terminal's Ctrl-C would be; the download is real HTTP from 127.0.0.1;
+the full disk is a real tmpfs (skipped where mounting one is not allowed).
 """
 
-import hashlib
 import http.server
 import os
 import signal
@@ -20,41 +21,17 @@ import numpy as np
 import pytest
 
 from conftest import write_fake_mnist
+from helpers import TRAIN, assert_one_error_line, cli, run_script, snapshot
 from mlrefresh.data.idx import write_idx
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, "scripts", "train.py")
 
-pytestmark = pytest.mark.slow
-
-
-def run(*args, cwd, python=(sys.executable,), timeout=300):
-    return subprocess.run(
-        [*python, TRAIN, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+def run(*args, cwd):
+    """In-process: the refusals are the script's behaviour, not the interpreter's."""
+    return cli(TRAIN, *args, cwd=cwd)
 
 
-def snapshot(folder):
-    """{relative path: content hash, or 'dir'} of everything under folder."""
-    tree = {}
-    for here, dirs, files in os.walk(folder):
-        for d in dirs:
-            tree[os.path.relpath(os.path.join(here, d), folder)] = "dir"
-        for f in files:
-            path = os.path.join(here, f)
-            with open(path, "rb") as fh:
-                tree[os.path.relpath(path, folder)] = hashlib.md5(fh.read()).hexdigest()
-    return tree
-
-
-def assert_one_error_line(result, code, text, only_line=True):
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[0].startswith("error: "), result.stderr
-    assert text in lines[0], lines[0]
-    if only_line:
-        assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
+def run_process(*args, cwd, python=(sys.executable,)):
+    return run_script(TRAIN, *args, cwd=cwd, python=python)
 
 
 @pytest.fixture
@@ -111,6 +88,22 @@ def test_hydras_errors_get_an_error_line_first(workdir, args, text):
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "text", "only_line"),
+    [(*OURS[0], True), (*OURS[-1], True), (*OURS[11], True), (*HYDRAS[0], False),
+     (*HYDRAS[4], False), (["hydra.run.dir=mylogs", "optim.lr=-1"], "optim.lr=-1 must be", True)],
+    ids=lambda v: str(v)[:40],
+)  # fmt: skip
+def test_refusals_from_a_real_process(workdir, args, text, only_line):
+    """The wiring the in-process runs share with a real `python scripts/train.py`: the exit
+    code, the streams, and the files left behind."""
+    before = snapshot(workdir)
+    result = run_process(*args, cwd=workdir)
+    assert_one_error_line(result, 2, text, only_line=only_line)
+    assert snapshot(workdir) == before
+
+
 def test_refused_run_in_a_users_folder_keeps_the_users_files(workdir):
     before = snapshot(workdir)
     result = run("hydra.run.dir=mylogs", "optim.lr=-1", cwd=workdir)
@@ -153,8 +146,9 @@ def test_sweep_folder_that_cannot_be_made(workdir):
     assert_one_error_line(result, 2, "cannot create the run folder notes.log/sweep")
 
 
+@pytest.mark.slow
 def test_missing_dependencies_say_how_to_run(workdir):
-    result = run(cwd=workdir, python=(sys.executable, "-S"))  # -S: no site-packages
+    result = run_process(cwd=workdir, python=(sys.executable, "-S"))  # -S: no site-packages
     assert_one_error_line(result, 2, "hydra is not installed for")
     assert ".venv/bin/python scripts/train.py" in result.stderr
 
@@ -170,6 +164,7 @@ def test_validation_images_of_another_shape_refused_before_training(workdir):
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_stdout_closed_early_is_not_an_error(workdir):
     """`python scripts/train.py | head -1`: no BrokenPipeError, the run still completes."""
     args = [sys.executable, TRAIN, "trainer.epochs=30", "hydra.run.dir=run"]
@@ -205,14 +200,15 @@ def tiny_disk(tmp_path):
         subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_full_disk_while_writing_results(workdir, tiny_disk):
     """The disk fills up while the run writes its files: one line, exit 2, no temporary file.
     Tried at several sizes, so that each of the run's writes in turn meets the full disk."""
     outcomes = set()
     for kib in (16, 20, 24):
         disk = tiny_disk(kib)
-        result = run("trainer.epochs=1", "trainer.images=false", f"hydra.run.dir={disk}/run",
-                     cwd=workdir)  # fmt: skip
+        result = run_process("trainer.epochs=1", "trainer.images=false",
+                             f"hydra.run.dir={disk}/run", cwd=workdir)  # fmt: skip
         if result.returncode == 0:
             continue
         assert_one_error_line(result, 2, "No space left on device")
@@ -221,7 +217,7 @@ def test_full_disk_while_writing_results(workdir, tiny_disk):
     assert len(outcomes) >= 2, outcomes  # at least two different writes met the full disk
 
 
-# --- signals -------------------------------------------------------------------------------
+# --- signals: real signals to real processes (slow tier) --------------------------------------
 
 
 def start(args, cwd):
@@ -243,6 +239,7 @@ def wait_for(predicate, timeout=60):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_during_training(workdir, signum, code):
     child = start(["trainer.epochs=100000", "dataset.n_train=20000", "hydra.run.dir=run"], workdir)
@@ -257,6 +254,7 @@ def test_signal_during_training(workdir, signum, code):
     assert [f for f in files if "tfevents" in f] and not [f for f in files if f.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_exits_at_once(workdir):
     child = start(["trainer.epochs=100000", "dataset.n_train=20000", "hydra.run.dir=run"], workdir)
     log = workdir / "run" / "train.log"
@@ -296,6 +294,7 @@ def slow_mirror():
     server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_during_download_leaves_no_part_file(workdir, slow_mirror, signum, code):
     before = snapshot(workdir)

@@ -1,22 +1,25 @@
 """Every config key against the values a new user gets wrong: train(cfg) either runs or refuses
 in one line (a UserError), never a traceback, and a refused run writes nothing.
 
-Compose-API calls, one per (key, value): the same code path as the command line minus the
-process start, so the whole table runs in seconds. tests/test_bad_input.py runs a sample of
-the same mistakes as real subprocesses.
+Each (key, value) is applied as Hydra applies a command-line value (its override parser, then
+OmegaConf.update) to the config composed once for the key's group, then train(cfg) runs: the
+same code path as the command line minus the process start and the composition, so the whole
+table runs in seconds. The slow tier checks that this equals Hydra's own composition for every
+case; tests/test_bad_input.py runs a sample of the same mistakes through the command line.
 """
 
 import os
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from conftest import write_fake_mnist
+from helpers import compose
 from mlrefresh.errors import ConfigError, UserError
 from mlrefresh.train import train
-
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 
 # Values as typed on the command line: wrong type, null, nan, inf, negative, zero, huge, a list
 # and a mapping where a scalar is meant, a bool where a number is meant.
@@ -71,9 +74,28 @@ ACCEPTED = {
 }
 
 
-def _compose(overrides):
-    with initialize_config_dir(CONFIGS, version_base="1.3"):
-        return compose("train", overrides=overrides)
+_PARSER = OverridesParser.create()
+
+
+def _base(key, mnist_root) -> list[str]:
+    """The overrides every case of `key` starts from: its group, a tiny quick run."""
+    base = ["device=cpu", "trainer.epochs=1", "dataset.n_train=50", "dataset.n_val=50"]
+    if "dataset=mnist" in KEYS[key]:
+        base = ["device=cpu", "trainer.epochs=1", f"dataset.root={mnist_root}",
+                "dataset.download=false"]  # fmt: skip
+        base = [o for o in base if not o.startswith(key + "=")]
+        if key in ("dataset.root", "dataset.download"):
+            base.append("dataset.mirrors=[http://127.0.0.1:9/]")  # refused at once if used
+    return [*KEYS[key], *base]
+
+
+def with_value(key, value, mnist_root):
+    """The config of `<base> key=value`, the value applied as Hydra applies one from the
+    command line; HydraException or OmegaConf's where Hydra would refuse it."""
+    cfg = compose(*_base(key, mnist_root))
+    override = _PARSER.parse_overrides([f"{key}={value}"])[0]
+    OmegaConf.update(cfg, key, override.value(), merge=True)
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +108,9 @@ def mnist_root(tmp_path_factory):
 @pytest.mark.parametrize("value", BAD)
 @pytest.mark.parametrize("key", list(KEYS))
 def test_every_key_with_every_bad_value(tmp_path, mnist_root, key, value):
-    base = ["device=cpu", "trainer.epochs=1", "dataset.n_train=50", "dataset.n_val=50"]
-    if "dataset=mnist" in KEYS[key]:
-        base = ["device=cpu", "trainer.epochs=1", f"dataset.root={mnist_root}",
-                "dataset.download=false"]  # fmt: skip
-        base = [o for o in base if not o.startswith(key + "=")]
-        if key in ("dataset.root", "dataset.download"):
-            base.append("dataset.mirrors=[http://127.0.0.1:9/]")  # refused at once if used
     try:
-        cfg = _compose([*KEYS[key], *base, f"{key}={value}"])
-    except HydraException:  # Hydra's own refusal: test_bad_input.py checks its one line
+        cfg = with_value(key, value, mnist_root)
+    except (HydraException, OmegaConfBaseException):  # Hydra's refusal: see test_bad_input.py
         return
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -112,9 +127,29 @@ def test_every_key_with_every_bad_value(tmp_path, mnist_root, key, value):
     assert 0 <= metrics["accuracy/val"] <= 1
 
 
+@pytest.mark.slow
+def test_the_table_equals_hydras_own_composition(mnist_root):
+    """For every case, the value applied above gives the config Hydra composes from the same
+    command line, or both refuse it."""
+    differ = []
+    for key in KEYS:
+        for value in BAD:
+            try:
+                ours = OmegaConf.to_yaml(with_value(key, value, mnist_root))
+            except (HydraException, OmegaConfBaseException):
+                ours = None
+            try:
+                hydras = OmegaConf.to_yaml(compose(*_base(key, mnist_root), f"{key}={value}"))
+            except HydraException:
+                hydras = None
+            if ours != hydras:
+                differ.append(f"{key}={value}")
+    assert not differ, differ
+
+
 @pytest.mark.parametrize("group", ["trainer", "model", "optim", "loss", "device", "dataset"])
 def test_unknown_keys_refused_in_every_group_naming_the_known_ones(tmp_path, group):
-    cfg = _compose(["device=cpu", f"+{group}.bogus=1"])
+    cfg = compose(*["device=cpu", f"+{group}.bogus=1"])
     with pytest.raises(
         ConfigError, match=rf"(unknown key {group}.bogus|no option 'bogus').*(only|are) \w"
     ):
@@ -123,16 +158,16 @@ def test_unknown_keys_refused_in_every_group_naming_the_known_ones(tmp_path, gro
 
 def test_unknown_top_level_key_refused(tmp_path):
     with pytest.raises(ConfigError, match="unknown key bogus; the config has only dataset"):
-        train(_compose(["device=cpu", "+bogus=1"]), run_dir=tmp_path)
+        train(compose(*["device=cpu", "+bogus=1"]), run_dir=tmp_path)
 
 
 def test_missing_group_refused(tmp_path):
     with pytest.raises(ConfigError, match="no model group; choose one"):
-        train(_compose(["device=cpu", "~model"]), run_dir=tmp_path)
+        train(compose(*["device=cpu", "~model"]), run_dir=tmp_path)
 
 
 def test_huge_generated_data_set_refused_before_allocating(tmp_path):
-    cfg = _compose(["device=cpu", "dataset.n_train=100000000", "dataset.num_features=100"])
+    cfg = compose(*["device=cpu", "dataset.n_train=100000000", "dataset.num_features=100"])
     with pytest.raises(ConfigError, match="lower dataset.n_train or dataset.num_features"):
         train(cfg, run_dir=tmp_path)
 
@@ -156,6 +191,6 @@ def test_huge_generated_data_set_refused_before_allocating(tmp_path):
 def test_divergence_messages_say_what_is_true(tmp_path, overrides, message):
     from mlrefresh.errors import DivergedError
 
-    cfg = _compose(["device=cpu", "optim.schedule=constant", *overrides])
+    cfg = compose(*["device=cpu", "optim.schedule=constant", *overrides])
     with pytest.raises(DivergedError, match=message):
         train(cfg, run_dir=tmp_path)

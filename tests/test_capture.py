@@ -11,13 +11,13 @@ real graphs are tested where CUDA is (skipped here, and in CI).
 import pytest
 import torch
 
+from helpers import make_cfg
 from mlrefresh.capture import WARMUP, GraphedStep, capture_refusal
 from mlrefresh.epoch import make_step, train_epoch
 from mlrefresh.models import build_model, stack_models
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
 from mlrefresh.train import train
-from test_resume import make_cfg
 
 
 class CpuGraph:

@@ -1,15 +1,15 @@
-"""scripts/train.py as a user runs it: in a subprocess, single runs, a multirun, refusals."""
+"""scripts/train.py as a user runs it: single runs, a multirun, refusals. In-process (helpers.cli:
+the script as `python` runs it, minus the start-up); test_bad_input.py runs real subprocesses."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import TRAIN, cli
+
 TAGS = [
     "loss/train",
     "loss/val",
@@ -20,17 +20,9 @@ TAGS = [
     "grad_norm",
 ]
 
-pytestmark = pytest.mark.slow
 
-
-def run(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run(*args):
+    return cli(TRAIN, *args)
 
 
 def test_default_command(tmp_path):

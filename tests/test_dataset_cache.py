@@ -3,8 +3,8 @@ already loaded; other options never do; what comes back equals a fresh load, and
 it gives the same run."""
 
 import torch
-from tests.test_train import make_cfg
 
+from helpers import make_cfg
 from mlrefresh.data import dataset
 from mlrefresh.data.dataset import load_dataset
 from mlrefresh.train import train

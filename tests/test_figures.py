@@ -1,27 +1,17 @@
 """The pictures: lecture graphs from the loss Functions, a sweep's curves, TensorBoard images."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import write_fake_mnist
+from helpers import FIGURES, TRAIN, cli, make_cfg
 from mlrefresh.errors import ConfigError
 from mlrefresh.figures import GRAPHS
 from mlrefresh.train import train
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIGURES = os.path.join(ROOT, "scripts", "figures.py")
-
-
-def make_cfg(*overrides):
-    with initialize_config_dir(os.path.join(ROOT, "configs"), version_base="1.3"):
-        return compose("train", overrides=["device=cpu", *overrides])
 
 
 def assert_picture(path, min_size=(300, 200)):
@@ -33,12 +23,11 @@ def assert_picture(path, min_size=(300, 200)):
     assert grey.std() > 10 and len(np.unique(grey)) > 20
 
 
-def figures(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, FIGURES, *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)  # fmt: skip
+def figures(*args):
+    """scripts/figures.py in-process (helpers.cli)."""
+    return cli(FIGURES, *args)
 
 
-@pytest.mark.slow
 def test_every_lecture_graph_is_drawn(tmp_path):
     result = figures("--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -48,20 +37,16 @@ def test_every_lecture_graph_is_drawn(tmp_path):
         assert_picture(tmp_path / name, min_size=(500, 350))
 
 
-@pytest.mark.slow
 def test_sweep_curves_from_a_small_sweep(tmp_path):
     sweep = tmp_path / "sweep"
-    train_py = os.path.join(ROOT, "scripts", "train.py")
-    made = subprocess.run([sys.executable, train_py, "-m", "loss=square,ce", "seed=1,2",
-                           "trainer.epochs=3", f"hydra.sweep.dir={sweep}"],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    made = cli(TRAIN, "-m", "loss=square,ce", "seed=1,2", "trainer.epochs=3",
+               f"hydra.sweep.dir={sweep}")  # fmt: skip
     assert made.returncode == 0, made.stderr
     result = figures("--sweep", str(sweep), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     assert_picture(tmp_path / "out" / "sweep_sweep.png", min_size=(900, 250))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", ["empty", "no_events", "missing", "only"])
 def test_figures_bad_input_one_line_exit_2(tmp_path, case):
     args = {"empty": ["--sweep", str(tmp_path)], "missing": ["--sweep", str(tmp_path / "x")],

@@ -2,13 +2,11 @@
 posterior, the MLP, outliers; and each claim of scripts/claims.py on seeds it was not tuned on."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
+from helpers import CLAIMS, TRAIN, cli, make_cfg, run_script
 from mlrefresh.data import load_dataset
 from mlrefresh.diagnostics import gradient_diagnostics, per_sample_dz
 from mlrefresh.errors import ConfigError
@@ -16,14 +14,7 @@ from mlrefresh.models import build_model, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.train import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(ROOT, "configs")
 F64 = torch.float64
-
-
-def make_cfg(*overrides):
-    with initialize_config_dir(CONFIGS, version_base="1.3"):
-        return compose("train", overrides=["device=cpu", *overrides])
 
 
 # --- dL_i/dz_i: the same number as autograd gives for each sample's own loss ---------------------
@@ -175,21 +166,15 @@ def test_outliers_are_far_on_the_correct_side_and_only_in_training():
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["saturation", "clamped", "outliers", "xor", "kl"])
 def test_claim_holds_on_new_seeds(tmp_path, experiment):
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "scripts", "claims.py"), experiment, "seed=6,7",
-         "dataset.seed=8,9", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    result = run_script(CLAIMS, experiment, "seed=6,7", "dataset.seed=8,9", "--out", tmp_path,
+                        timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith(experiment)]
     assert rows and all("  yes  " in line for line in rows), result.stdout
 
 
 def test_unknown_experiment_gets_hydras_message(tmp_path):
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "experiment=nope"],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
+    result = cli(TRAIN, "experiment=nope", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown option experiment=nope; choose one of clamped")
     assert os.listdir(tmp_path) == []

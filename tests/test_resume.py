@@ -1,10 +1,10 @@
 """Runs you can trust: a folder of its own for every run, last.pt, Ctrl-C/SIGTERM, resume.
 
-Real signals to real subprocesses (each child in its own process group, as a terminal's job);
-event files read back with EventAccumulator.
+train(cfg) and the command line in-process (helpers.cli); real signals and SIGKILL to real
+subprocesses (each child in its own process group, as a terminal's job; slow tier); event files
+read back with EventAccumulator.
 """
 
-import hashlib
 import os
 import random
 import signal
@@ -15,22 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from helpers import TRAIN, cli, make_cfg, snapshot
 from mlrefresh.checkpoint import LAST
 from mlrefresh.errors import ResumeError
 from mlrefresh.train import train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, "scripts", "train.py")
-CONFIGS = os.path.join(ROOT, "configs")
 LONG = ["dataset.n_train=20000", "trainer.epochs=12"]
-
-
-def make_cfg(*overrides):
-    with initialize_config_dir(CONFIGS, version_base="1.3"):
-        return compose("train", overrides=["device=cpu", *overrides])
 
 
 def weights(run_dir):
@@ -42,9 +34,11 @@ def max_difference(a, b):
 
 
 def steps(run_dir, tag="loss/val"):
+    """Every step logged for `tag`, sorted: a resumed run adds an event file, and the order of
+    two files made in one second by one process is the order of their names, not of time."""
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    return [e.step for e in acc.Scalars(tag)]
+    return sorted(e.step for e in acc.Scalars(tag))
 
 
 def start(args, cwd, stdout=subprocess.DEVNULL):
@@ -53,8 +47,8 @@ def start(args, cwd, stdout=subprocess.DEVNULL):
 
 
 def run(args, cwd):
-    return subprocess.run([sys.executable, TRAIN, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    """In-process (helpers.cli); start() is the real process, for signals."""
+    return cli(TRAIN, *args, cwd=cwd)
 
 
 def wait_for_epoch(run_dir, epoch, child, timeout=120):
@@ -64,17 +58,6 @@ def wait_for_epoch(run_dir, epoch, child, timeout=120):
         assert child.poll() is None, child.stderr.read()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-
-
-def snapshot(folder):
-    tree = {}
-    for here, _, files in os.walk(folder):
-        for f in files:
-            with open(os.path.join(here, f), "rb") as fh:
-                tree[os.path.relpath(os.path.join(here, f), folder)] = hashlib.md5(
-                    fh.read()
-                ).digest()
-    return tree
 
 
 # --- last.pt and resume through the compose API -----------------------------------------------
@@ -159,7 +142,7 @@ def test_folder_that_is_not_a_run_is_refused(tmp_path):
         train(make_cfg(f"trainer.resume={tmp_path}"))
 
 
-# --- real signals, real subprocesses --------------------------------------------------------
+# --- the command line: in-process, and real processes for signals and SIGKILL (slow) --------
 
 
 @pytest.mark.slow
@@ -187,7 +170,6 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path, signum, cod
     assert (tmp_path / "part" / ".hydra" / "overrides.yaml").read_text().count("resume") == 0
 
 
-@pytest.mark.slow
 def test_resume_refusals_on_the_command_line(tmp_path):
     for args, text in [
         (["trainer.resume=nowhere"], "trainer.resume=nowhere: no such folder"),
@@ -250,7 +232,6 @@ def test_two_sweeps_started_together_and_repeated_overrides_get_their_own_folder
         assert jobs == ["seed=1,trainer.epochs=2", "seed=1,trainer.epochs=2-1"]
 
 
-@pytest.mark.slow
 def test_a_sweep_jobs_folder_resumes_though_its_name_holds_commas_and_equals(tmp_path):
     """`trainer.resume=outputs/multirun/<sweep>/seed=1,trainer.epochs=2`: the = and , in the
     folder name are quoted for Hydra, not read as overrides."""

@@ -3,6 +3,9 @@
 One sweep mixes an ok job, a diverged one (lr 1e4 with the squared error on a linear model) and
 a refused one (lr -1): whatever the launcher, the console names the failures, summary.csv has
 one row per job with its status, and the sweep exits with the worst job's code (2).
+
+The basic launcher and the scripts run in-process (helpers.cli); the parallel launchers, Optuna,
+SLURM, TensorBoard's server and Ctrl-C run as real processes (slow tier).
 """
 
 import csv
@@ -13,18 +16,21 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TRAIN = os.path.join(ROOT, "scripts", "train.py")
+from helpers import ROOT, SUMMARIZE, TRAIN, cli, run_script
+
 MIXED = ["model=linear", "loss=square", "optim.schedule=constant", "optim.lr=0.1,1e4,-1",
          "trainer.epochs=3"]  # fmt: skip
 STATUS = {"0.1": "ok", "10000.0": "diverged", "-1": "refused"}
 
-pytestmark = pytest.mark.slow
+
+def run(*args, cwd=ROOT, script=TRAIN):
+    """The script in-process (helpers.cli)."""
+    return cli(script, *args, cwd=cwd)
 
 
-def run(*args, cwd=ROOT, python=(sys.executable, TRAIN), timeout=300):
-    return subprocess.run([*python, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+def run_process(*args, cwd=ROOT, python=(sys.executable,), timeout=300):
+    """scripts/train.py as a real process: launchers that start their own processes."""
+    return run_script(TRAIN, *args, cwd=cwd, python=python, timeout=timeout)
 
 
 def read_csv(path):
@@ -56,10 +62,11 @@ def test_basic_launcher_summary_and_exit_code(tmp_path):
     assert result.stderr.count("error: the loss became") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launchers_report_failed_jobs_like_basic(tmp_path, launcher):
     sweep = tmp_path / "sweep"
-    result = run("-m", f"hydra/launcher={launcher}", *MIXED, f"hydra.sweep.dir={sweep}")
+    result = run_process("-m", f"hydra/launcher={launcher}", *MIXED, f"hydra.sweep.dir={sweep}")
     check_mixed(result, sweep)
     # on the console once: joblib's workers write to it; submitit's to log files, so the
     # summary names the failed jobs again at the end
@@ -73,10 +80,11 @@ def test_parallel_launchers_report_failed_jobs_like_basic(tmp_path, launcher):
         assert f"1 thread(s) per job ({cores} cores)" in log
 
 
+@pytest.mark.slow
 def test_optuna_study_maximises_and_records_every_trial(tmp_path):
     sweep = tmp_path / "study"
     args = ["hydra.sweeper.n_trials=3", "trainer.epochs=2", f"hydra.sweep.dir={sweep}"]
-    result = run("-m", "hparams_search=optuna", *args)
+    result = run_process("-m", "hparams_search=optuna", *args)
     assert result.returncode == 0, result.stderr
     assert "Directions: ['maximize']" in result.stdout
     rows = read_csv(sweep / "summary.csv")
@@ -88,10 +96,11 @@ def test_optuna_study_maximises_and_records_every_trial(tmp_path):
         assert (r.get("optim.momentum", "") != "") == (r["optim"] == "sgd")
 
 
+@pytest.mark.slow
 def test_optuna_study_without_a_success_ends_in_one_line(tmp_path):
     sweep = tmp_path / "study"
     args = ["hydra.sweeper.n_trials=2", "optim.lr=1e7", f"hydra.sweep.dir={sweep}"]
-    result = run("-m", "hparams_search=optuna", *args)
+    result = run_process("-m", "hparams_search=optuna", *args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "float-castable" not in result.stdout
     assert "error: no trial of the study succeeded (2 failed)" in result.stderr
@@ -99,11 +108,12 @@ def test_optuna_study_without_a_success_ends_in_one_line(tmp_path):
     assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["refused", "refused"]
 
 
+@pytest.mark.slow
 def test_optuna_without_its_plugin_says_how_to_install_it(tmp_path):
     hide = ("import runpy, sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None; "
             f"sys.argv = sys.argv[1:]; runpy.run_path({TRAIN!r}, run_name='__main__')")  # fmt: skip
-    result = run(TRAIN, "-m", "hparams_search=optuna", python=(sys.executable, "-c", hide),
-                 cwd=tmp_path)  # fmt: skip
+    result = run_process("-m", "hparams_search=optuna", python=(sys.executable, "-c", hide),
+                         cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
         "error: hydra/sweeper=optuna needs its Hydra plugin, which is not installed; run "
@@ -118,8 +128,7 @@ def test_summarize_script(tmp_path):
     assert made.returncode == 2
     single = run("trainer.epochs=2", f"hydra.run.dir={tmp_path}/runs/one")
     assert single.returncode == 0, single.stderr
-    summarize = (sys.executable, os.path.join(ROOT, "scripts", "summarize.py"))
-    result = run(str(tmp_path), "--csv", str(tmp_path / "all.csv"), python=summarize)
+    result = run(str(tmp_path), "--csv", str(tmp_path / "all.csv"), script=SUMMARIZE)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"5 runs; summary: {tmp_path / 'all.csv'}"
@@ -133,7 +142,7 @@ def test_summarize_script(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     for args in ([str(empty)], [str(tmp_path / "missing")], [str(tmp_path), "--csv", "no/x.csv"]):
-        result = run(*args, python=summarize)
+        result = run(*args, script=SUMMARIZE)
         assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
         assert result.stderr.startswith("error: ")
 
@@ -158,10 +167,11 @@ def readme_command(marker: str) -> list[str]:
     return line.split("#")[0].split()[2:]  # after `python scripts/train.py`
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_cluster_down() is not None, reason=str(_cluster_down()))
 def test_readme_slurm_sweep_on_a_real_cluster(tmp_path):
     args = readme_command("python scripts/train.py -m hydra/launcher=slurm")
-    result = run(*args, f"hydra.sweep.dir={tmp_path}/sweep", cwd=ROOT, timeout=600)
+    result = run_process(*args, f"hydra.sweep.dir={tmp_path}/sweep", cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = read_csv(tmp_path / "sweep" / "summary.csv")
     assert {r["loss"]: r["status"] for r in rows} == {"square": "ok", "ce": "ok"}
@@ -209,6 +219,7 @@ def _hparams_table(logdir, timeout=90):
         server.wait()
 
 
+@pytest.mark.slow
 def test_hparams_table_lists_the_swept_keys_first_and_every_runs_keys(tmp_path):
     sweep = tmp_path / "sweep"
     result = run("-m", "dataset=blobs,xor", "optim.lr=0.1,0.3", "trainer.epochs=2",
@@ -223,6 +234,7 @@ def test_hparams_table_lists_the_swept_keys_first_and_every_runs_keys(tmp_path):
     assert "device.used" in names
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_cluster_down() is not None, reason=str(_cluster_down()))
 def test_preempted_slurm_job_is_requeued_and_resumes_from_last_pt(tmp_path):
     """submitit's preemption signal (USR2): the job saves nothing new, submitit requeues it,
@@ -312,9 +324,8 @@ def test_launcher_settings_that_cannot_work_are_refused_before_any_job(tmp_path)
         )
     empty = tmp_path / "bin"
     empty.mkdir()
-    no_slurm = {**os.environ, "PATH": str(empty)}  # a machine without SLURM's commands
-    result = subprocess.run([sys.executable, TRAIN, "-m", "hydra/launcher=slurm"], cwd=tmp_path,
-                            env=no_slurm, capture_output=True, text=True, timeout=120)  # fmt: skip
+    no_slurm = {"PATH": str(empty)}  # a machine without SLURM's commands
+    result = cli(TRAIN, "-m", "hydra/launcher=slurm", cwd=tmp_path, env=no_slurm)
     assert result.returncode == 2
     assert result.stderr.startswith("error: the SLURM launcher needs SLURM's sbatch")
     assert len(result.stderr.splitlines()) == 1
@@ -343,6 +354,7 @@ def ctrl_c_when_two_jobs_saved(launcher: str, sweep) -> str:
     return err
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
     """SIGINT to the terminal's process group while joblib's workers train: one line that says
     where the sweep is and how to resume a job; each job keeps its last.pt (loadable)."""
@@ -354,8 +366,7 @@ def test_ctrl_c_in_a_joblib_sweep_keeps_every_jobs_last_pt(tmp_path):
     assert f"interrupted (SIGINT) during the sweep in {sweep}" in err
     for last in sweep.glob("*/last.pt"):
         assert torch.load(last, weights_only=True)["epoch"] >= 1
-    summarize = (sys.executable, os.path.join(ROOT, "scripts", "summarize.py"))
-    listed = run(str(sweep), python=summarize)
+    listed = run(str(sweep), script=SUMMARIZE)
     assert "0 (2 unfinished)" in listed.stdout  # seeds aggregated, neither finished
 
 

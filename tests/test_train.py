@@ -6,15 +6,14 @@ import os
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import write_fake_mnist
+from helpers import make_cfg
 from mlrefresh.errors import ConfigError, DataError, DivergedError
 from mlrefresh.models import build_model
 from mlrefresh.train import train
 
-CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 VALID = [
     ("logistic", "ce"),
     ("softmax", "ce"),
@@ -25,11 +24,6 @@ VALID = [
 ]
 TAGS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "grad_norm"]
 NLL_TAGS = ["nll/train", "nll/val"]
-
-
-def make_cfg(*overrides):
-    with initialize_config_dir(CONFIGS, version_base="1.3"):  # clears GlobalHydra on exit
-        return compose("train", overrides=["device=cpu", *overrides])
 
 
 def events(run_dir):
@@ -172,6 +166,7 @@ def test_mnist_missing_without_download_is_a_data_error(tmp_path):
         train(cfg, run_dir=tmp_path / "run")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
     reason="apt-get install dataset-fashion-mnist",

@@ -37,8 +37,6 @@ __all__ = ["exit_status", "launch", "run_job"]
 
 _codes: list[int] = []
 
-rundir.register_resolvers()
-
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -138,7 +136,12 @@ def _resume_in_place(argv: list[str]) -> None:
 
 
 def launch(hydra_main) -> int:
-    """Run the @hydra.main function as the program; return the process's exit code."""
+    """Run the @hydra.main function as the program; return the process's exit code. Each call
+    starts from nothing that an earlier call in the same process left (tests run it in-process)."""
+    _codes.clear()
+    rundir.register_resolvers()
+    rundir.forget()
+    summary.forget()
     try:
         _resume_in_place(sys.argv)
     except UserError as exc:

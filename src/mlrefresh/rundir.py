@@ -42,6 +42,7 @@ __all__ = [
     "claim",
     "discard",
     "discard_unused",
+    "forget",
     "register_resolvers",
     "requeued",
     "sweep_dir",
@@ -182,6 +183,13 @@ def discard(run_dir) -> None:
         if made != folder and folder.is_relative_to(made):
             with contextlib.suppress(OSError):  # not empty (other runs), or gone
                 made.rmdir()
+
+
+def forget() -> None:
+    """Start this process's record of folders afresh (cli.launch, once per command)."""
+    _created.clear()
+    _sweep.clear()
+    _before.clear()
 
 
 def sweep_dir() -> str | None:

@@ -34,8 +34,8 @@ from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
 from mlrefresh.rundir import JOBS
 
-__all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "parse_overrides", "read_overrides",
-           "report", "table", "write_csv", "write_record"]  # fmt: skip
+__all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "forget", "parse_overrides",
+           "read_overrides", "report", "table", "write_csv", "write_record"]  # fmt: skip
 
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
@@ -50,6 +50,13 @@ def report(status: str, exit_code: int = 0, error: str | None = None, metrics=No
     global _outcome
     _outcome = {"status": status, "exit_code": exit_code, "error": error,
                 "metrics": dict(metrics or {})}  # fmt: skip
+
+
+def forget() -> None:
+    """Start this process's outcomes afresh (cli.launch, once per command)."""
+    global _outcome
+    _outcome = None
+    _sweep_codes.clear()
 
 
 def exit_code() -> int:
@@ -70,12 +77,13 @@ def read_overrides(folder) -> dict:
 
 def _stderr_id():
     """Which file this process's stderr is: a job whose error line went to the same file as
-    the launching process's (basic launcher, joblib workers) was shown on that console."""
+    the launching process's (basic launcher, joblib workers) was shown on that console. A
+    stderr that is no file (captured in memory) is known by its process and object."""
     try:
         st = os.fstat(sys.stderr.fileno())
         return [st.st_dev, st.st_ino]
     except (OSError, ValueError, AttributeError):
-        return None
+        return ["stream", os.getpid(), id(sys.stderr)]
 
 
 def write_record(status=None, exit_code=0, error=None, metrics=None) -> None:
