@@ -92,7 +92,8 @@ def test_hydras_errors_get_an_error_line_first(workdir, args, text):
 @pytest.mark.parametrize(
     ("args", "text", "only_line"),
     [(*OURS[0], True), (*OURS[-1], True), (*OURS[11], True), (*HYDRAS[0], False),
-     (*HYDRAS[4], False), (["hydra.run.dir=mylogs", "optim.lr=-1"], "optim.lr=-1 must be", True)],
+     (*HYDRAS[4], False),
+     (["hydra.run.dir=mylogs", "optim.lr=-1"], "run folder mylogs is not empty", True)],
     ids=lambda v: str(v)[:40],
 )  # fmt: skip
 def test_refusals_from_a_real_process(workdir, args, text, only_line):
@@ -107,15 +108,24 @@ def test_refusals_from_a_real_process(workdir, args, text, only_line):
 def test_refused_run_in_a_users_folder_keeps_the_users_files(workdir):
     before = snapshot(workdir)
     result = run("hydra.run.dir=mylogs", "optim.lr=-1", cwd=workdir)
+    assert_one_error_line(result, 2, "the run folder mylogs is not empty (experiment.log)")
+    assert snapshot(workdir) == before  # mylogs/ and its log are still there; no .hydra/
+
+
+def test_refused_run_in_a_users_empty_folder_leaves_it_empty(workdir):
+    (workdir / "empty").mkdir()
+    before = snapshot(workdir)
+    result = run("hydra.run.dir=empty", "optim.lr=-1", cwd=workdir)
     assert_one_error_line(result, 2, "optim.lr=-1 must be")
-    assert snapshot(workdir) == before  # mylogs/ and its log are still there; .hydra/ is gone
+    assert snapshot(workdir) == before  # empty/ is still there, and empty: .hydra/ is gone
 
 
 def test_refused_run_in_the_working_directory_keeps_it(workdir):
     before = snapshot(workdir)
-    result = run("hydra.run.dir=.", "trainer.epochs=0", cwd=workdir)
-    assert_one_error_line(result, 2, "trainer.epochs=0 must be")
-    assert snapshot(workdir) == before
+    for args in (["trainer.epochs=0"], []):
+        result = run("hydra.run.dir=.", *args, cwd=workdir)
+        assert_one_error_line(result, 2, "the run folder . is not empty (mylogs, notes.log)")
+        assert snapshot(workdir) == before
 
 
 def test_refused_run_in_a_new_named_folder_removes_only_that(workdir):

@@ -62,12 +62,32 @@ def _set_threads(hydra) -> None:
         logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, available)
 
 
+def _refuse(exc: UserError, status: str = "refused") -> None:
+    _say(f"error: {exc}")
+    _codes.append(exc.exit_code)
+    summary.report(status, exc.exit_code, str(exc))
+
+
 def run_job(cfg) -> float | None:
-    """train(cfg) inside a Hydra job; returns the final validation accuracy (None on error)."""
+    """train(cfg) inside a Hydra job; returns the final validation accuracy (None on error).
+    The job's folder is held while it runs: a second process in it is refused."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra = HydraConfig.get()
     run_dir = hydra.runtime.output_dir
+    try:
+        took = rundir.hold(run_dir)  # a run's folder is held since RunFolders claimed it
+    except UserError as exc:  # another process is in this job's folder: leave it alone
+        _refuse(exc)
+        return None
+    try:
+        return _run_job(cfg, hydra, run_dir)
+    finally:
+        if took:
+            rundir.let_go(run_dir)
+
+
+def _run_job(cfg, hydra, run_dir) -> float | None:
     _set_threads(hydra)
     if rundir.requeued() and os.path.exists(os.path.join(run_dir, LAST)):
         logging.getLogger(__name__).info("requeued by SLURM: resuming %s from its last.pt", run_dir)
@@ -78,13 +98,12 @@ def run_job(cfg) -> float | None:
     except (UserError, OmegaConfBaseException) as exc:
         if isinstance(exc, OmegaConfBaseException):
             exc = _config_error(exc)
-        _say(f"error: {exc}")
-        _codes.append(exc.exit_code)
         kept = getattr(exc, "kept", False)
         if not kept:  # refused before any work: remove what we made
             rundir.discard(run_dir)
-        status = "diverged" if isinstance(exc, DivergedError) else "failed" if kept else "refused"
-        summary.report(status, exc.exit_code, str(exc))
+        _refuse(
+            exc, "diverged" if isinstance(exc, DivergedError) else "failed" if kept else "refused"
+        )
         return None
     except signals.Interrupted as exc:
         _say(str(exc))
@@ -181,4 +200,5 @@ def launch(hydra_main) -> int:
     finally:
         held.release()
         sys.stderr = original
+        rundir.let_go()
     return exit_status()

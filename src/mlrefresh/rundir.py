@@ -10,11 +10,14 @@ adding `-1`, `-2`, ... when the name is taken, and remember every folder they ma
         ${unique_subdir:${hydra.sweep.dir},${hydra.job.override_dirname},${hydra.job.num}}
 
 `RunFolders` (a Hydra callback) checks the folder before Hydra writes into it: one that cannot
-be made (under a file, on a read-only file system) is refused in one line with exit code 2. For
-a folder the user named that already exists, it notes what was there. When a run is refused,
-`discard(run_dir)` removes only what this process made: the folders it created (and the empty
-parents it created for them), or in a folder that existed before, only Hydra's new `.hydra/`
-and log files. A folder it knows nothing about is left alone.
+be made (under a file, on a read-only file system) is refused in one line with exit code 2, and
+so is a folder the user named that holds files already (a run there is continued only with
+`trainer.resume=<folder>`). A run folder is held by one process at a time (`hold`: an advisory
+lock on the folder that ends with its process, SIGKILL included); a second process is refused
+in one line. An empty folder the user named is used, noting that it was there. When a run is
+refused, `discard(run_dir)` removes only what this process made: the folders it created (and
+the empty parents it created for them), or in a folder that existed before, only Hydra's new
+`.hydra/` and log files. A folder it knows nothing about is left alone.
 
 Example:
     >>> import tempfile, os
@@ -25,6 +28,7 @@ Example:
 """
 
 import contextlib
+import fcntl
 import hashlib
 import itertools
 import os
@@ -43,6 +47,8 @@ __all__ = [
     "discard",
     "discard_unused",
     "forget",
+    "hold",
+    "let_go",
     "register_resolvers",
     "requeued",
     "sweep_dir",
@@ -53,6 +59,7 @@ __all__ = [
 _created: list[Path] = []  # folders this process made, in the order it made them
 _sweep: list[str] = []  # the sweep folder of this process's multirun, once claimed
 _before: dict[Path, set[str]] = {}  # user-named folders that existed: their entries then
+_held: dict[Path, int] = {}  # folders this process holds: the descriptor that holds the lock
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
 
@@ -144,26 +151,78 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
 
 
-def claim(path: str) -> None:
-    """Before Hydra writes into `path`: make it if missing (remembering that we did), or note
-    what a folder of the user's holds already. OutputError when it cannot be a run folder."""
-    if not str(path).strip():
-        raise OutputError("the run folder is empty (hydra.run.dir=''); give a folder name")
-    folder = Path(path)
-    if _key(folder) in _created:
-        return
+def hold(folder) -> bool:
+    """Hold `folder` for this process until let_go (or the process ends); True if this call
+    took it. OutputError when another process holds it."""
+    key = _key(folder)
+    if key in _held:
+        return False
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if folder.exists():
-            if not folder.is_dir():
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(
+            f"{folder} is in use by another run (a process that is still running); wait for it "
+            "to end, or choose another folder"
+        ) from None
+    _held[key] = fd
+    return True
+
+
+def let_go(folder=None) -> None:
+    """Stop holding `folder` (every folder this process holds when None)."""
+    for key in [_key(folder)] if folder is not None else list(_held):
+        fd = _held.pop(key, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor ends the lock
+
+
+def _holds_a_run(folder: Path) -> bool:
+    return any((folder / name).exists() for name in ("last.pt", "model.pt", ".hydra"))
+
+
+def _not_empty(path, folder: Path, key: str, entries: list[str]) -> OutputError:
+    if key == "hydra.run.dir" and _holds_a_run(folder):
+        return OutputError(
+            f"the run folder {path} holds a run already; continue it with "
+            f"trainer.resume={path}, or give a new folder with hydra.run.dir=..."
+        )
+    shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+    return OutputError(
+        f"the {'sweep' if key == 'hydra.sweep.dir' else 'run'} folder {path} is not empty "
+        f"({shown}); give a new or empty folder with {key}=..."
+    )
+
+
+def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
+    """Before Hydra writes into `path`: make it if missing (remembering that we did) and hold
+    it. A folder that holds files is refused unless the run resumes in it. OutputError when it
+    cannot be this run's folder."""
+    if not str(path).strip():
+        raise OutputError(f"the run folder is empty ({key}=''); give a folder name")
+    folder = Path(path)
+    try:
+        if _key(folder) not in _created:
+            if folder.exists() and not folder.is_dir():
                 raise OutputError(
                     f"the run folder {path} is a file, not a folder; choose another "
                     "hydra.run.dir (or hydra.sweep.dir with -m)"
                 )
-            _before[_key(folder)] = set(os.listdir(folder))
-        else:
             _make_parents(folder)
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError(f"cannot write to the run folder {path}; choose another place")
+        try:
+            hold(folder)
+            entries = os.listdir(folder)
+            if entries and not resume and _key(folder) not in _created:
+                raise _not_empty(path, folder, key, entries)
+        except OutputError:
+            if _key(folder) in _created:  # held by another process: its folder now, not ours
+                _created.remove(_key(folder))
+            raise
+        if _key(folder) not in _created:
+            _before[_key(folder)] = set(entries)
     except OSError as exc:
         raise _cannot(path, exc) from None
 
@@ -190,6 +249,7 @@ def forget() -> None:
     _created.clear()
     _sweep.clear()
     _before.clear()
+    let_go()
 
 
 def sweep_dir() -> str | None:
@@ -229,7 +289,9 @@ class RunFolders(Callback):
                 if isinstance(cause, UserError):
                     raise cause from None
                 raise
-            claim(str(path))
+            resume = OmegaConf.select(config, "trainer.resume", default=None)
+            in_place = key == "hydra.run.dir" and resume is not None and _key(resume) == _key(path)
+            claim(str(path), key, resume=in_place)
             claimed = str(path)
             if launcher:
                 _sweep.append(claimed)

@@ -1,0 +1,183 @@
+"""A battery of bad inputs and faults, as a careful new user and an unlucky cluster meet them.
+
+Every case: one `error:` line first (only that line where the message is ours), the documented
+exit code, no traceback, and no file that the user named or another run owns changed. Grouped
+by class: folders the user named, one process per folder, checkpoints that load but do not
+belong, damaged records the summary reads. In-process (helpers.cli) unless a real process is
+the subject (two processes at once, SIGKILL: slow tier).
+"""
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from helpers import TRAIN, assert_one_error_line, cli, snapshot
+
+QUICK = ["trainer.epochs=2", "dataset.n_train=200", "trainer.images=false"]
+
+
+def train_py(*args, cwd):
+    return cli(TRAIN, *args, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished run and a finished two-job sweep, made once; tests copy them."""
+    base = tmp_path_factory.mktemp("made")
+    assert train_py(*QUICK, "hydra.run.dir=run", cwd=base).returncode == 0
+    made = train_py("-m", *QUICK, "seed=1,2", "hydra.sweep.dir=sweep", cwd=base)
+    assert made.returncode == 0, made.stderr
+    return base
+
+
+def copy_of(src, dst):
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    return dst
+
+
+# --- 1. a folder the user named is never written into ---------------------------------------
+
+NAMED = [  # (what the folder holds, the command line, the error line's text)
+    ("run", ["hydra.run.dir=mine", *QUICK], "the run folder mine holds a run already; continue "
+     "it with trainer.resume=mine"),
+    ("run", ["hydra.run.dir=mine", "optim.lr=-1"], "holds a run already"),
+    ("run", ["hydra.run.dir=mine", "model=perceptron"], "unknown option model=perceptron"),
+    ("run", ["-m", "hydra.run.dir=mine", "seed=1,2", *QUICK], None),  # -m: a sweep folder
+    ("sweep", ["-m", "hydra.sweep.dir=mine", "seed=3,4", *QUICK], "the sweep folder mine is not "
+     "empty"),
+    ("sweep", ["-m", "hydra.sweep.dir=mine", "optim.lr=-1"], "the sweep folder mine is not empty"),
+    ("file", ["hydra.run.dir=mine", *QUICK], "the run folder mine is not empty (notes.txt)"),
+    ("file", ["hydra.run.dir=mine/..", *QUICK], "is not empty"),
+    ("file", ["-m", "hydra.sweep.dir=mine", "seed=1"], "the sweep folder mine is not empty"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("holds", "args", "text"), NAMED, ids=lambda v: str(v)[:30])
+def test_a_folder_the_user_named_is_not_written_into(tmp_path, finished, holds, args, text):
+    if holds == "file":
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("mine\n")
+    else:
+        copy_of(finished / holds, tmp_path / "mine")
+    before = snapshot(tmp_path / "mine")
+    result = train_py(*args, cwd=tmp_path)
+    assert snapshot(tmp_path / "mine") == before
+    if text is None:  # a sweep beside a run folder: its own new folder, which is fine
+        assert result.returncode == 0, result.stderr
+        return
+    assert_one_error_line(result, 2, text, only_line="unknown option" not in text)
+
+
+def test_resume_in_place_is_the_one_way_into_a_run_folder(tmp_path, finished):
+    run = copy_of(finished / "run", tmp_path / "run")
+    result = train_py("trainer.resume=run", "trainer.epochs=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == 3
+
+
+# --- 2. one process per run folder ------------------------------------------------------------
+
+
+@pytest.fixture
+def held_elsewhere():
+    """Holds a folder as another process would (a lock on its own open file description)."""
+    fds = []
+
+    def hold(folder):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fds.append(fd)
+
+    yield hold
+    for fd in fds:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["trainer.resume=run", "trainer.epochs=3"], ["trainer.resume=run", "optim.lr=-1"],
+     ["hydra.run.dir=empty", *QUICK]],
+    ids=["resume", "resume-refused-config", "same-run-dir"],
+)  # fmt: skip
+def test_a_folder_in_use_by_another_process_is_refused(tmp_path, finished, held_elsewhere, args):
+    copy_of(finished / "run", tmp_path / "run")
+    (tmp_path / "empty").mkdir()
+    held_elsewhere(tmp_path / ("run" if "resume" in args[0] else "empty"))
+    before = snapshot(tmp_path)
+    result = train_py(*args, cwd=tmp_path)
+    assert_one_error_line(result, 2, "is in use by another run")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_sweep_job_whose_folder_is_in_use_fails_alone(tmp_path, held_elsewhere):
+    """A job's folder held by another process (a hand resume of it, say): that job is refused
+    and trains nothing there; the other jobs run. (Hydra writes a job's .hydra/ before any
+    code of ours runs: with the default subdir every job folder is new, so none is shared.)"""
+    (tmp_path / "s1").mkdir()  # as if a hand resume had made and held it first
+    held_elsewhere(tmp_path / "s1")
+    result = train_py("-m", "seed=1,2", *QUICK, "hydra.sweep.subdir=../s${seed}",
+                      "hydra.sweep.dir=sweep", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("is in use by another run") == 1
+    assert not {"last.pt", "model.pt", "metrics.json"} & set(os.listdir(tmp_path / "s1"))
+    assert (tmp_path / "s2" / "metrics.json").exists()
+
+
+def start(args, cwd):
+    return subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def wait_for_epoch(folder, epoch, child, timeout=120):
+    deadline = time.monotonic() + timeout
+    log = folder / "train.log"
+    while not (log.exists() and f"epoch {epoch}/" in log.read_text()):
+        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+        time.sleep(0.05)
+
+
+LONG = ["trainer.epochs=100000", "dataset.n_train=20000", "trainer.images=false"]
+
+
+@pytest.mark.slow
+def test_two_processes_in_one_folder_and_a_sigkilled_holder(tmp_path):
+    """A run trains; a resume of it and a run named into its folder are refused while it runs;
+    once it is SIGKILLed its folder is free again (the lock ends with the process)."""
+    child = start([*LONG, "hydra.run.dir=run"], tmp_path)
+    wait_for_epoch(tmp_path / "run", 2, child)
+    for args in (["trainer.resume=run"], ["hydra.run.dir=run", *QUICK]):
+        second = subprocess.run([sys.executable, TRAIN, *args], cwd=tmp_path, text=True,
+                                capture_output=True, timeout=120)  # fmt: skip
+        assert_one_error_line(second, 2, "run is in use by another run")
+    assert len([f for f in os.listdir(tmp_path / "run") if "tfevents" in f]) == 1
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    resumed = subprocess.run([sys.executable, TRAIN, "trainer.resume=run", "trainer.epochs=3"],
+                             cwd=tmp_path, text=True, capture_output=True, timeout=120)  # fmt: skip
+    assert resumed.returncode == 0 or "already" in resumed.stderr, resumed.stderr
+    assert "in use" not in resumed.stderr
+
+
+@pytest.mark.slow
+def test_four_runs_named_into_one_folder_at_once(tmp_path):
+    children = [start([*QUICK, "hydra.run.dir=same", f"seed={s}"], tmp_path) for s in range(4)]
+    codes, errors = [], []
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        codes.append(child.returncode)
+        errors.append(err)
+    assert sorted(codes) == [0, 2, 2, 2], errors
+    for err in (e for c, e in zip(codes, errors) if c == 2):
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+        assert "in use by another run" in lines[0] or "holds a run already" in lines[0]
+    files = os.listdir(tmp_path / "same")
+    assert len([f for f in files if "tfevents" in f]) == 1 and "metrics.json" in files
+    assert (tmp_path / "same" / "train.log").read_text().count("epoch 2/2") == 1
