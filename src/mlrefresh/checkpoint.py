@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import torch
 
@@ -126,7 +127,9 @@ def load_last(run_dir) -> dict:
             "one epoch, e.g. trainer.resume=outputs/runs/<date>/<time>"
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before it refuses a plain pickle
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a truncated zip, a pickle error, an unexpected type, ...
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ResumeError(f"{path} is corrupt ({why[:120]}); it cannot be resumed") from None

@@ -25,6 +25,7 @@ from mlrefresh import signals
 from mlrefresh.checkpoint import save_json, save_last, save_torch, to_cpu
 from mlrefresh.checks import flatten
 from mlrefresh.errors import DivergedError, OutputError, UserError
+from mlrefresh.resume import check_tensors
 
 __all__ = ["Job", "interrupted"]
 
@@ -75,6 +76,7 @@ class Job:
         except OSError as exc:
             raise OutputError(f"cannot create the run folder {run_dir} ({exc.strerror})") from None
         if state is not None:
+            check_tensors(run_dir, "model", state["model"], model.state_dict())
             model.load_state_dict(state["model"])
             generator.set_state(state["rng"]["batch_order"])  # a CPU tensor on every device
             torch.set_rng_state(state["rng"]["torch"])
@@ -88,7 +90,12 @@ class Job:
         """The training this job is model `index` of (train._Run); restores its optimizer."""
         self.run, self.index = run, index
         if self._state is not None:
-            run.optimizer.load_state_dict(self._state["optimizer"])
+            saved = self._state["optimizer"]
+            expected = run.optimizer.state_dict(index if len(run.jobs) > 1 else None)
+            if expected.get("velocity", 0) is None and isinstance(saved.get("velocity"), list):
+                expected = {"velocity": list(run.model_state(index).values())}  # momentum buffers
+            check_tensors(self.run_dir, "optimizer state", saved, expected)
+            run.optimizer.load_state_dict(saved)
             self._state = None
 
     def log(self, message: str) -> None:

@@ -5,21 +5,29 @@ config. The command line may only say what agrees with that config, and `trainer
 extend the run (the cosine schedule then stretches to the new length); anything else is
 refused in one line, so that a resumed run is never silently a different experiment.
 
+Every field of last.pt is checked before it is used (`check_state`, and `check_tensors` against
+the model and optimizer the config builds): a checkpoint from another model shape, with an
+impossible epoch, damaged RNG states or history, or copied from another run's folder, is refused
+in one line ("last.pt in <dir> does not belong to this run: ...") and nothing in the folder
+changes.
+
 Example:
     python scripts/train.py trainer.epochs=40                 # interrupted at epoch 12/40
     python scripts/train.py trainer.resume=outputs/runs/2026-11-26/14-36-25
     python scripts/train.py trainer.resume=outputs/runs/2026-11-26/14-36-25 trainer.epochs=60
 """
 
+import math
 import os
 
+import torch
 from omegaconf import OmegaConf
 
 from mlrefresh.checkpoint import load_last
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ResumeError
 
-__all__ = ["FREE_KEYS", "command_line_keys", "resume_config"]
+__all__ = ["FREE_KEYS", "check_state", "check_tensors", "command_line_keys", "resume_config"]
 
 FREE_KEYS = ("trainer.resume", "trainer.epochs")  # may differ from the saved config
 
@@ -46,11 +54,92 @@ def _select(tree, key):
     return node
 
 
+def _foreign(run_dir, why: str) -> ResumeError:
+    return ResumeError(
+        f"last.pt in {run_dir} does not belong to this run: {why}; it cannot be resumed (start "
+        "a new run, or resume the folder it came from)"
+    )
+
+
+def _rng_size() -> int:
+    return torch.Generator().get_state().numel()
+
+
+def _own_config(run_dir) -> dict | None:
+    """The config Hydra saved in the run folder (.hydra/config.yaml), resolved; None if absent
+    or unreadable."""
+    path = os.path.join(run_dir, ".hydra", "config.yaml")
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception:  # absent (hydra.output_subdir=null), or not resolvable on its own
+        return None
+
+
+def check_state(state: dict, run_dir) -> None:
+    """Every field of last.pt that does not need the model: types, ranges, and that its config
+    is the config of the run in this folder."""
+    epoch, config, history = state["epoch"], state["config"], state["history"]
+    if not isinstance(config, dict) or not all(
+        isinstance(config.get(g), dict) for g in ("model", "loss", "trainer", "dataset", "optim")
+    ):
+        raise _foreign(run_dir, "its config is not a run's config")  # fmt: skip
+    saved_epochs = config["trainer"].get("epochs")
+    if type(epoch) is not int or not 1 <= epoch <= (saved_epochs or 0):
+        raise _foreign(run_dir, f"epoch {epoch!r} is not a whole number from 1 to {saved_epochs}")
+    if not isinstance(history, list) or len(history) != epoch:
+        raise _foreign(run_dir, f"its history has no entry for each of its {epoch} epochs")
+    if not all(isinstance(h, dict) for h in history):
+        raise _foreign(run_dir, "its history holds something other than an epoch's metrics")
+    seconds = state["seconds"]
+    if type(seconds) not in (int, float) or not (math.isfinite(seconds) and seconds >= 0):
+        raise _foreign(run_dir, f"seconds={seconds!r} is not a time")
+    rng = state["rng"]
+    for name in ("batch_order", "torch"):
+        t = rng.get(name) if isinstance(rng, dict) else None
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8 or t.numel() != _rng_size():
+            raise _foreign(run_dir, f"its random-number state {name!r} is missing or damaged")
+    if not isinstance(state["model"], dict) or not isinstance(state["optimizer"], dict):
+        raise _foreign(run_dir, "its model or optimizer state is not a state_dict")
+    own = _own_config(run_dir)
+    if own is not None:
+        mine, saved = flatten(own), flatten(config)
+        differ = [k for k in mine if k in saved and k not in FREE_KEYS and mine[k] != saved[k]]
+        if differ:
+            k = differ[0]
+            raise _foreign(run_dir, f"it was saved by a run with {k}={saved[k]}, and this "
+                           f"folder's run has {k}={mine[k]}")  # fmt: skip
+
+
+def check_tensors(run_dir, what: str, saved, expected) -> None:
+    """`saved` (a state_dict part) has the structure of `expected`: the same keys, lists of the
+    same length, tensors of the same shape, numbers where numbers are."""
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(saved, torch.Tensor) or saved.shape != expected.shape:
+            got = tuple(saved.shape) if isinstance(saved, torch.Tensor) else type(saved).__name__
+            raise _foreign(run_dir, f"its {what} is {got}, the config's model needs "
+                           f"{tuple(expected.shape)}")  # fmt: skip
+    elif isinstance(expected, dict):
+        if not isinstance(saved, dict) or set(saved) != set(expected):
+            raise _foreign(run_dir, f"its {what} has other parts than the config's model")
+        for key in expected:
+            check_tensors(run_dir, f"{what} {key}", saved[key], expected[key])
+    elif isinstance(expected, list):
+        if not isinstance(saved, list) or len(saved) != len(expected):
+            raise _foreign(run_dir, f"its {what} has other parts than the config's model")
+        for i, (a, b) in enumerate(zip(saved, expected)):
+            check_tensors(run_dir, f"{what} {i}", a, b)
+    elif isinstance(expected, int) and (type(saved) is not int or saved < 0):
+        raise _foreign(run_dir, f"its {what} is {saved!r}, not a step count")
+    elif expected is None and saved is not None:
+        raise _foreign(run_dir, f"its {what} is {type(saved).__name__}, not empty")
+
+
 def resume_config(cfg, keys: list[str] | None):
     """(config to run, state from last.pt) for cfg.trainer.resume. `keys`: the keys given on the
     command line (None: compare every key of cfg with the saved config)."""
     run_dir = os.fspath(cfg.trainer.resume)
     state = load_last(run_dir)
+    check_state(state, run_dir)
     saved = state["config"]
     given = OmegaConf.to_container(cfg, resolve=True)
     given.pop("hydra", None)

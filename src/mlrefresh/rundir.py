@@ -12,7 +12,7 @@ adding `-1`, `-2`, ... when the name is taken, and remember every folder they ma
 `RunFolders` (a Hydra callback) checks the folder before Hydra writes into it: one that cannot
 be made (under a file, on a read-only file system) is refused in one line with exit code 2, and
 so is a folder the user named that holds files already (a run there is continued only with
-`trainer.resume=<folder>`). A run folder is held by one process at a time (`hold`: an advisory
+`trainer.resume=<folder>`). A run folder is held by one process at a time (locks.py: an advisory
 lock on the folder that ends with its process, SIGKILL included); a second process is refused
 in one line. An empty folder the user named is used, noting that it was there. When a run is
 refused, `discard(run_dir)` removes only what this process made: the folders it created (and
@@ -28,7 +28,6 @@ Example:
 """
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import os
@@ -40,6 +39,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, UserError
+from mlrefresh.locks import hold, let_go
 
 __all__ = [
     "RunFolders",
@@ -59,7 +59,6 @@ __all__ = [
 _created: list[Path] = []  # folders this process made, in the order it made them
 _sweep: list[str] = []  # the sweep folder of this process's multirun, once claimed
 _before: dict[Path, set[str]] = {}  # user-named folders that existed: their entries then
-_held: dict[Path, int] = {}  # folders this process holds: the descriptor that holds the lock
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
 
@@ -149,33 +148,6 @@ def register_resolvers() -> None:
     for name, fn in (("unique_dir", unique_dir), ("unique_subdir", unique_subdir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
-
-
-def hold(folder) -> bool:
-    """Hold `folder` for this process until let_go (or the process ends); True if this call
-    took it. OutputError when another process holds it."""
-    key = _key(folder)
-    if key in _held:
-        return False
-    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise OutputError(
-            f"{folder} is in use by another run (a process that is still running); wait for it "
-            "to end, or choose another folder"
-        ) from None
-    _held[key] = fd
-    return True
-
-
-def let_go(folder=None) -> None:
-    """Stop holding `folder` (every folder this process holds when None)."""
-    for key in [_key(folder)] if folder is not None else list(_held):
-        fd = _held.pop(key, None)
-        if fd is not None:
-            os.close(fd)  # closing the descriptor ends the lock
 
 
 def _holds_a_run(folder: Path) -> bool:

@@ -220,11 +220,11 @@ def train(cfg, run_dir=None) -> dict:
         return done
     torch.manual_seed(cfg.seed)  # as before loading: the data's own seed decides the data
     data = _load(cfg, data_name, data_options, device)
-    log.info("%s on %s", data.description, device)
     job = _job(cfg, run_dir, device, data, state=state)
+    run = _Run([job], data)  # a last.pt that does not fit is refused here, before any line
+    log.info("%s on %s", data.description, device)
     if state is not None:
         log.info("resuming %s after epoch %d/%d", run_dir, job.saved_epoch, cfg.trainer.epochs)
-    run = _Run([job], data)
     job.open_writer()
     try:
         _train_and_save(run)
