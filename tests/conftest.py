@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny IDX data sets written by the tests, and a real HTTP server on 127.0.0.1."""
+"""Shared fixtures: tiny IDX data sets written by the tests, a real HTTP server on 127.0.0.1,
+and a finished run and sweep to copy."""
 
 import functools
 import http.server
@@ -9,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 
+from helpers import TRAIN, cli
 from mlrefresh.data.download import md5sum
 from mlrefresh.data.idx import write_idx
 from mlrefresh.data.mnist import FILES
@@ -55,3 +57,18 @@ def dead_mirror():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+QUICK = ["trainer.epochs=2", "dataset.n_train=200", "trainer.images=false"]
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory):
+    """A finished run (run/) and a finished two-job sweep (sweep/), made once; copy them
+    (helpers.copy_of) before changing anything."""
+    base = tmp_path_factory.mktemp("made")
+    made = cli(TRAIN, *QUICK, "hydra.run.dir=run", cwd=base)
+    assert made.returncode == 0, made.stderr
+    made = cli(TRAIN, "-m", *QUICK, "seed=1,2", "hydra.sweep.dir=sweep", cwd=base)
+    assert made.returncode == 0, made.stderr
+    return base

@@ -132,6 +132,12 @@ def cli(script, *args, cwd=ROOT, env=None) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
+def copy_of(src, dst):
+    """cp -a src dst; dst."""
+    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    return dst
+
+
 def snapshot(folder):
     """{relative path: content hash, or 'dir'} of everything under folder."""
     tree = {}

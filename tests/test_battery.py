@@ -17,28 +17,12 @@ import time
 import pytest
 import torch
 
-from helpers import TRAIN, assert_one_error_line, cli, snapshot
-
-QUICK = ["trainer.epochs=2", "dataset.n_train=200", "trainer.images=false"]
+from conftest import QUICK
+from helpers import TRAIN, assert_one_error_line, cli, copy_of, snapshot
 
 
 def train_py(*args, cwd):
     return cli(TRAIN, *args, cwd=cwd)
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A finished run and a finished two-job sweep, made once; tests copy them."""
-    base = tmp_path_factory.mktemp("made")
-    assert train_py(*QUICK, "hydra.run.dir=run", cwd=base).returncode == 0
-    made = train_py("-m", *QUICK, "seed=1,2", "hydra.sweep.dir=sweep", cwd=base)
-    assert made.returncode == 0, made.stderr
-    return base
-
-
-def copy_of(src, dst):
-    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
-    return dst
 
 
 # --- 1. a folder the user named is never written into ---------------------------------------
@@ -181,86 +165,3 @@ def test_four_runs_named_into_one_folder_at_once(tmp_path):
     files = os.listdir(tmp_path / "same")
     assert len([f for f in files if "tfevents" in f]) == 1 and "metrics.json" in files
     assert (tmp_path / "same" / "train.log").read_text().count("epoch 2/2") == 1
-
-
-# --- 3. a checkpoint that loads but does not belong to this run -------------------------------
-
-
-def _set(key, value):
-    def damage(state):
-        state[key] = value
-
-    return damage
-
-
-def _rng(name, value):
-    def damage(state):
-        if value is None:
-            del state["rng"][name]
-        else:
-            state["rng"][name] = value
-
-    return damage
-
-
-def _model_shape(state):
-    weight = next(iter(state["model"]))
-    state["model"][weight] = torch.zeros(3, 5)
-
-
-def _velocity_shape(state):
-    state["optimizer"]["velocity"][0] = torch.zeros(7)
-
-
-def _other_seed(state):
-    state["config"]["seed"] = 99
-
-
-def _short_history(state):
-    state["history"] = state["history"][:1]
-
-
-CHECKPOINTS = [  # (what is wrong, how to make it so, the error line's text)
-    ("another model shape", _model_shape, "its model"),
-    ("a non-integer epoch", _set("epoch", 1.5), "epoch 1.5 is not a whole number from 1 to 2"),
-    ("a negative epoch", _set("epoch", -5), "epoch -5 is not a whole number"),
-    ("epoch 0", _set("epoch", 0), "epoch 0 is not a whole number"),
-    ("an epoch past the run", _set("epoch", 9), "epoch 9 is not a whole number from 1 to 2"),
-    ("epoch True", _set("epoch", True), "epoch True is not a whole number"),
-    ("missing batch-order RNG", _rng("batch_order", None), "'batch_order' is missing or damaged"),
-    ("garbage torch RNG", _rng("torch", torch.zeros(10)), "'torch' is missing or damaged"),
-    ("RNG not a dict", _set("rng", [1, 2]), "is missing or damaged"),
-    ("an empty optimizer state", _set("optimizer", {}), "optimizer state has other parts"),
-    ("a momentum buffer of another shape", _velocity_shape, "optimizer state velocity 0 is (7,)"),
-    ("no history", _set("history", None), "no entry for each of its 2 epochs"),
-    ("a history too short", _short_history, "no entry for each of its 2 epochs"),
-    ("a history of numbers", _set("history", [1, 2]), "something other than an epoch's metrics"),
-    ("seconds nan", _set("seconds", float("nan")), "seconds=nan is not a time"),
-    ("a config without groups", _set("config", {"seed": 0}), "its config is not a run's config"),
-    ("copied from another run", _other_seed, "saved by a run with seed=99, and this folder's run "
-     "has seed=0"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("what", "damage", "text"), CHECKPOINTS, ids=[c[0] for c in CHECKPOINTS])
-def test_a_checkpoint_that_does_not_belong_is_refused(tmp_path, finished, what, damage, text):
-    run = copy_of(finished / "run", tmp_path / "run")
-    state = torch.load(run / "last.pt", weights_only=True)
-    damage(state)
-    torch.save(state, run / "last.pt")
-    before = snapshot(tmp_path)
-    result = train_py("trainer.resume=run", "trainer.epochs=3", cwd=tmp_path)  # 1 epoch more
-    assert_one_error_line(result, 2, "error: last.pt in run does not belong to this run: ")
-    assert text in result.stderr, result.stderr
-    assert snapshot(tmp_path) == before
-
-
-def test_a_pickle_as_last_pt_is_one_line_without_torchs_warning(tmp_path, finished):
-    import pickle
-
-    run = copy_of(finished / "run", tmp_path / "run")
-    (run / "last.pt").write_bytes(pickle.dumps({"epoch": 1}))
-    before = snapshot(tmp_path)
-    result = train_py("trainer.resume=run", cwd=tmp_path)
-    assert_one_error_line(result, 2, "is corrupt")
-    assert snapshot(tmp_path) == before

@@ -18,7 +18,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mlrefresh.errors import DataError
 from mlrefresh.figures import plt, save
-from mlrefresh.summary import SEEDS, read_overrides
+from mlrefresh.records import Damaged, read_overrides, warn
+from mlrefresh.summary import SEEDS
 
 __all__ = ["draw_sweep", "read_sweep"]
 
@@ -37,7 +38,11 @@ def read_sweep(sweep_dir) -> list[dict]:
             continue
         if not any("tfevents" in f for f in os.listdir(folder)):
             continue
-        overrides = read_overrides(folder)
+        try:
+            overrides = read_overrides(folder)
+        except Damaged as exc:
+            warn(exc)
+            continue
         acc = EventAccumulator(folder, size_guidance={"scalars": 0})
         acc.Reload()
         scalars = {}

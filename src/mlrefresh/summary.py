@@ -21,17 +21,23 @@ Example:
 """
 
 import csv
-import json
 import os
 import statistics
 import sys
 from pathlib import Path
 
-import yaml
 from hydra.experimental.callback import Callback
 
 from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
+from mlrefresh.records import (
+    Damaged,
+    parse_overrides,
+    read_metrics,
+    read_overrides,
+    read_record,
+    warn,
+)
 from mlrefresh.rundir import JOBS
 
 __all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "forget", "parse_overrides",
@@ -61,18 +67,6 @@ def forget() -> None:
 
 def exit_code() -> int:
     return max(_sweep_codes, default=0)
-
-
-def parse_overrides(overrides) -> dict:
-    """["loss=square", "+trainer.x=1"] -> {"loss": "square", "trainer.x": "1"}"""
-    pairs = (o.split("=", 1) if "=" in o else (o, "") for o in overrides or [])
-    return {k.lstrip("+~"): v for k, v in pairs}
-
-
-def read_overrides(folder) -> dict:
-    """A run folder's command-line overrides (Hydra's .hydra/overrides.yaml) as a dict."""
-    with open(Path(folder) / ".hydra" / "overrides.yaml") as f:
-        return parse_overrides(yaml.safe_load(f))
 
 
 def _stderr_id():
@@ -116,7 +110,10 @@ def _row(record: dict) -> dict:
     row.update(record.get("metrics") or {})
     folder = record.get("folder")
     if row["status"] != "ok" and folder and os.path.exists(os.path.join(folder, "metrics.json")):
-        row.update(_run_row(Path(folder)))  # resumed since: finished now (status, exit code)
+        try:
+            row.update(_run_row(Path(folder)))  # resumed since: finished now (status, exit code)
+        except Damaged as exc:
+            warn(exc)
     return row
 
 
@@ -128,12 +125,29 @@ def _run_row(folder: Path) -> dict:
         row["overrides"] = read_overrides(folder)
     metrics = folder / "metrics.json"
     if metrics.exists():
-        row.update(json.loads(metrics.read_text()), status="ok", exit_code=0)
+        row.update(read_metrics(metrics), status="ok", exit_code=0)
     return row
+
+
+def _read(read, *args) -> list[dict]:
+    """[read(*args)], or [] with one warning line when what it reads is damaged."""
+    try:
+        return [read(*args)]
+    except Damaged as exc:
+        warn(exc)
+        return []
 
 
 def _is_run(folder: Path) -> bool:
     return (folder / "metrics.json").exists() or (folder / ".hydra" / "config.yaml").exists()
+
+
+def _here(record: dict, sweep: Path) -> dict:
+    """A record's job folder where it is now: beside its .jobs/, in a sweep folder that may have
+    been moved or copied since the record was written."""
+    if isinstance(record.get("folder"), str):
+        record["folder"] = str((sweep / Path(record["folder"]).name).absolute())
+    return record
 
 
 def collect(folders) -> list[dict]:
@@ -145,16 +159,16 @@ def collect(folders) -> list[dict]:
             if (here / JOBS).is_dir():  # a sweep: its records, then folders without one
                 records = [p for p in (here / JOBS).glob("*.json") if p.stem.isdigit()]
                 records.sort(key=lambda p: int(p.stem))
-                found = [_row(json.loads(p.read_text())) for p in records]
+                found = [_row(_here(r, here)) for p in records for r in _read(read_record, p)]
                 known = {r.get("folder") for r in found}
                 for name in sorted(subdirs):
                     folder = here / name
                     if str(folder.absolute()) not in known and _is_run(folder):
-                        found.append(_run_row(folder))  # killed, or still running
+                        found += _read(_run_row, folder)  # killed, or still running
                 rows += found
                 subdirs.clear()
             elif _is_run(here):
-                rows.append(_run_row(here))
+                rows += _read(_run_row, here)
                 subdirs.clear()
             else:
                 subdirs.sort()

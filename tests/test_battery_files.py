@@ -1,0 +1,143 @@
+"""The battery, continued (see test_battery.py): checkpoints that load but do not belong to the
+run, and damaged records and files that the summary and the figures read. In-process.
+"""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from helpers import FIGURES, SUMMARIZE, TRAIN, assert_one_error_line, cli, copy_of, snapshot
+
+
+def train_py(*args, cwd):
+    return cli(TRAIN, *args, cwd=cwd)
+
+
+# --- 3. a checkpoint that loads but does not belong to this run -------------------------------
+
+
+def _set(key, value):
+    def damage(state):
+        state[key] = value
+
+    return damage
+
+
+def _rng(name, value):
+    def damage(state):
+        if value is None:
+            del state["rng"][name]
+        else:
+            state["rng"][name] = value
+
+    return damage
+
+
+def _model_shape(state):
+    weight = next(iter(state["model"]))
+    state["model"][weight] = torch.zeros(3, 5)
+
+
+def _velocity_shape(state):
+    state["optimizer"]["velocity"][0] = torch.zeros(7)
+
+
+def _other_seed(state):
+    state["config"]["seed"] = 99
+
+
+def _short_history(state):
+    state["history"] = state["history"][:1]
+
+
+CHECKPOINTS = [  # (what is wrong, how to make it so, the error line's text)
+    ("another model shape", _model_shape, "its model"),
+    ("a non-integer epoch", _set("epoch", 1.5), "epoch 1.5 is not a whole number from 1 to 2"),
+    ("a negative epoch", _set("epoch", -5), "epoch -5 is not a whole number"),
+    ("epoch 0", _set("epoch", 0), "epoch 0 is not a whole number"),
+    ("an epoch past the run", _set("epoch", 9), "epoch 9 is not a whole number from 1 to 2"),
+    ("epoch True", _set("epoch", True), "epoch True is not a whole number"),
+    ("missing batch-order RNG", _rng("batch_order", None), "'batch_order' is missing or damaged"),
+    ("garbage torch RNG", _rng("torch", torch.zeros(10)), "'torch' is missing or damaged"),
+    ("RNG not a dict", _set("rng", [1, 2]), "is missing or damaged"),
+    ("an empty optimizer state", _set("optimizer", {}), "optimizer state has other parts"),
+    ("a momentum buffer of another shape", _velocity_shape, "optimizer state velocity 0 is (7,)"),
+    ("no history", _set("history", None), "no entry for each of its 2 epochs"),
+    ("a history too short", _short_history, "no entry for each of its 2 epochs"),
+    ("a history of numbers", _set("history", [1, 2]), "something other than an epoch's metrics"),
+    ("seconds nan", _set("seconds", float("nan")), "seconds=nan is not a time"),
+    ("a config without groups", _set("config", {"seed": 0}), "its config is not a run's config"),
+    ("copied from another run", _other_seed, "saved by a run with seed=99, and this folder's run "
+     "has seed=0"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "damage", "text"), CHECKPOINTS, ids=[c[0] for c in CHECKPOINTS])
+def test_a_checkpoint_that_does_not_belong_is_refused(tmp_path, finished, what, damage, text):
+    run = copy_of(finished / "run", tmp_path / "run")
+    state = torch.load(run / "last.pt", weights_only=True)
+    damage(state)
+    torch.save(state, run / "last.pt")
+    before = snapshot(tmp_path)
+    result = train_py("trainer.resume=run", "trainer.epochs=3", cwd=tmp_path)  # 1 epoch more
+    assert_one_error_line(result, 2, "error: last.pt in run does not belong to this run: ")
+    assert text in result.stderr, result.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_a_pickle_as_last_pt_is_one_line_without_torchs_warning(tmp_path, finished):
+    run = copy_of(finished / "run", tmp_path / "run")
+    (run / "last.pt").write_bytes(pickle.dumps({"epoch": 1}))
+    before = snapshot(tmp_path)
+    result = train_py("trainer.resume=run", cwd=tmp_path)
+    assert_one_error_line(result, 2, "is corrupt")
+    assert snapshot(tmp_path) == before
+
+
+# --- 4. damaged records and files the summary reads --------------------------------------------
+
+RECORDS = [  # (file under the sweep or run, what it is made to hold)
+    ("sweep/.jobs/0.json", "{"),
+    ("sweep/.jobs/0.json", ""),
+    ("sweep/.jobs/0.json", "[]"),
+    ("sweep/.jobs/0.json", '{"status": 3, "exit_code": 0, "overrides": []}'),
+    ("sweep/.jobs/0.json", '{"status": "ok", "exit_code": 0, "overrides": [1]}'),
+    ("sweep/.jobs/0.json", '{"status": "ok", "exit_code": 0, "overrides": [], "metrics": 5}'),
+    ("sweep/.jobs/0.json", b"\xff\xfe\x00"),
+    ("run/metrics.json", "{"),
+    ("run/metrics.json", ""),
+    ("run/metrics.json", "[1, 2]"),
+    ("run/metrics.json", '{"accuracy/val": "high"}'),
+    ("run/.hydra/overrides.yaml", "[unclosed"),
+    ("run/.hydra/overrides.yaml", "{a: 1}"),
+    ("run/.hydra/overrides.yaml", "- [1, 2]"),
+]
+
+
+@pytest.mark.parametrize(("where", "content"), RECORDS, ids=[f"{w}:{c!r}" for w, c in RECORDS])
+def test_summarize_skips_a_damaged_record_with_one_warning(tmp_path, finished, where, content):
+    copy_of(finished / "sweep", tmp_path / "sweep")
+    copy_of(finished / "run", tmp_path / "run")
+    path = tmp_path / where
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = cli(SUMMARIZE, tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: skipped {path}: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    # the three runs but the damaged one; a job whose record is damaged is read from its folder
+    assert result.stdout.startswith("3 runs" if ".jobs" in where else "2 runs"), result.stdout
+
+
+@pytest.mark.parametrize("content", ["[unclosed", "{a: 1}", ""])
+def test_figures_of_a_sweep_skip_a_job_with_damaged_overrides(tmp_path, finished, content):
+    sweep = copy_of(finished / "sweep", tmp_path / "sweep")
+    job = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[0] != ".")[0]
+    (job / ".hydra" / "overrides.yaml").write_text(content)
+    result = cli(FIGURES, "--sweep", sweep, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: skipped "), result.stderr
+    assert os.listdir(tmp_path / "out") == ["sweep_sweep.png"]
