@@ -141,3 +141,43 @@ def test_figures_of_a_sweep_skip_a_job_with_damaged_overrides(tmp_path, finished
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: skipped "), result.stderr
     assert os.listdir(tmp_path / "out") == ["sweep_sweep.png"]
+
+
+# --- 6. sweeper and launcher settings, checked before the first job ----------------------------
+
+OPTUNA = ["hparams_search=optuna", "hydra.sweeper.n_trials=2", "trainer.epochs=1"]
+SETTINGS = [  # (the sweep's command line, the error line's text)
+    ([*OPTUNA, "hydra.sweeper.direction=sideways"], "hydra.sweeper.direction=sideways must be"),
+    ([*OPTUNA, "hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 must be a whole number from 1"),
+    ([*OPTUNA, "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 must be a whole number"),
+    ([*OPTUNA, "optim.lr=interval(3, 0.1)"], "search space of optim.lr: interval(3.0, 0.1) is"),
+    ([*OPTUNA, "optim.lr=tag(log,interval(-1,1))"], "a log interval must be above 0, not from -1"),
+    ([*OPTUNA, "optim.lr=choice("], "cannot parse an override"),
+    (["hydra/launcher=joblib", "hydra.launcher.prefer=bogus"], "hydra.launcher.prefer=bogus must"),
+    (["hydra/launcher=joblib", "hydra.launcher.backend=bogus"], "hydra.launcher.backend=bogus"),
+    (["hydra/launcher=joblib", "+hydra.launcher.bogus=1"], "unknown key hydra.launcher.bogus; "
+     "the joblib launcher has only n_jobs"),
+    (["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=-1"], "timeout_min=-1 must be"),
+    (["hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=0"], "cpus_per_task=0 must"),
+    (["hydra/launcher=submitit_local", "+hydra.launcher.bogus=1"], "unknown key hydra.launcher."
+     "bogus; the submitit launcher has only"),
+    (["hydra/launcher=stacked", "+hydra.launcher.bogus=1"], "unknown key hydra.launcher.bogus; "
+     "the stacked launcher has only max_models"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "text"), SETTINGS, ids=[" ".join(a[-1:]) for a, _ in SETTINGS])
+def test_sweep_settings_that_cannot_work_are_refused_before_any_job(tmp_path, args, text):
+    result = cli(TRAIN, "-m", *args, *[] if "optuna" in args[0] else ["seed=1,2"], cwd=tmp_path)
+    assert_one_error_line(result, 2, text, only_line="cannot parse" not in text)
+    assert os.listdir(tmp_path) == []  # no sweep folder, no job
+
+
+def test_the_search_space_in_the_config_is_checked_too():
+    from mlrefresh.errors import ConfigError
+    from mlrefresh.settings import check_sweeper
+
+    study = {"_target_": "x.OptunaSearch", "direction": "maximize", "n_trials": 2, "n_jobs": 1}
+    check_sweeper({**study, "params": {"optim.lr": "tag(log, interval(0.001, 1))"}})
+    with pytest.raises(ConfigError, match=r"optim.lr: interval\(1.0, 0.001\) is empty"):
+        check_sweeper({**study, "params": {"optim.lr": "interval(1.0, 0.001)"}})

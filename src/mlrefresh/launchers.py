@@ -29,6 +29,7 @@ import os
 import shutil
 
 from mlrefresh.errors import ConfigError
+from mlrefresh.settings import check_launcher_keys
 
 __all__ = ["check_launcher", "cores", "job_threads"]
 
@@ -67,8 +68,10 @@ def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
 
 
 def check_launcher(launcher: dict) -> None:
-    """ConfigError for launcher settings that cannot work here (see the module docstring)."""
+    """ConfigError for launcher settings that cannot work here (see the module docstring), and
+    for keys or values the launcher does not have (settings.check_launcher_keys)."""
     kind = _kind(launcher)
+    check_launcher_keys(kind, launcher)
     if kind == "joblib":
         n = launcher.get("n_jobs")
         if not isinstance(n, int) or isinstance(n, bool) or n == 0:

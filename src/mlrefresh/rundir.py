@@ -251,6 +251,7 @@ class RunFolders(Callback):
     @staticmethod
     def _claim(config, key, launcher=False):
         from mlrefresh.launchers import check_launcher
+        from mlrefresh.settings import check_sweeper
 
         claimed = None
         try:
@@ -268,6 +269,8 @@ class RunFolders(Callback):
             if launcher:
                 _sweep.append(claimed)
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
+                sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
+                check_sweeper(sweeper, list(config.hydra.overrides.task))
         except UserError as exc:
             error = exc
         else:
