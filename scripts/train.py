@@ -6,8 +6,17 @@ python scripts/train.py model=softmax dataset=fashion_mnist
 python scripts/train.py -m loss=square,ce model=logistic,softmax dataset=blobs,xor
 """
 
+import signal
 import sys
 
+_stopped = []  # a SIGTERM while the imports run, honoured once they are done
+
+
+def _starting(signum, frame):  # until launch() installs its own handlers (mlrefresh.signals)
+    _stopped.append(signum)
+
+
+signal.signal(signal.SIGTERM, _starting)
 try:
     import hydra
 
@@ -20,8 +29,11 @@ except ModuleNotFoundError as exc:  # run with a Python that lacks the project's
     )
     sys.exit(2)
 except KeyboardInterrupt:
-    print("interrupted (SIGINT) while starting; nothing was run", file=sys.stderr)
-    sys.exit(130)
+    _stopped.append(signal.SIGINT)
+if _stopped:
+    print(f"interrupted ({signal.Signals(_stopped[0]).name}) while starting; nothing was run",
+          file=sys.stderr)  # fmt: skip
+    sys.exit(128 + _stopped[0])
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")

@@ -165,3 +165,109 @@ def test_four_runs_named_into_one_folder_at_once(tmp_path):
     files = os.listdir(tmp_path / "same")
     assert len([f for f in files if "tfevents" in f]) == 1 and "metrics.json" in files
     assert (tmp_path / "same" / "train.log").read_text().count("epoch 2/2") == 1
+
+
+# --- 5. a full disk in Hydra's own writes (real tmpfs; slow) ----------------------------------
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real tmpfs of 4 KiB, filled; skipped where mount is not allowed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)],
+                          capture_output=True, text=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    (disk / "empty").mkdir()
+    (disk / "fill").write_bytes(b"\0" * 4096)
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["new/run", "empty"])
+def test_a_full_disk_in_hydras_own_writes_is_one_line(tmp_path, full_disk, where):
+    before = snapshot(full_disk)
+    result = subprocess.run([sys.executable, TRAIN, "trainer.epochs=1", f"hydra.run.dir={where}"],
+                            cwd=full_disk, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert_one_error_line(result, 2, "No space left on device; free some space")
+    assert snapshot(full_disk) == before  # a folder the run made is gone; the user's is empty
+
+
+# --- 7. exit codes and streams (real processes; slow) ------------------------------------------
+
+
+def shell(command, cwd):
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_closed_stderr_and_a_full_stdout_keep_their_exit_codes(tmp_path):
+    py = f"{sys.executable} {TRAIN}"
+    assert shell(f"{py} optim.lr=-1 2>&-", tmp_path).returncode == 2
+    assert shell(f"{py} trainer.resume=nowhere 2>&-", tmp_path).returncode == 2
+    full = shell(f"{py} trainer.epochs=3 hydra.run.dir=run > /dev/full", tmp_path)
+    assert full.returncode == 0, full.stderr
+    lines = full.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: cannot write to stdout"), full.stderr
+    assert "epoch 3/3" in (tmp_path / "run" / "train.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gap", [0.05, 0.2])
+def test_a_second_ctrl_c_soon_after_the_first_exits_130(tmp_path, gap):
+    child = start([*LONG, "hydra.run.dir=run"], tmp_path)
+    wait_for_epoch(tmp_path / "run", 2, child)
+    os.killpg(child.pid, signal.SIGINT)
+    time.sleep(gap)
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err  # not -2: killed by the signal after the message
+    assert "Traceback" not in err and err.startswith("interrupted"), err
+
+
+@pytest.mark.slow
+def test_sigterm_while_starting_says_so(tmp_path):
+    child = start(["trainer.epochs=2", "hydra.run.dir=run"], tmp_path)
+    time.sleep(0.3)  # importing torch and Hydra
+    child.terminate()
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 143, err
+    assert err.strip() == "interrupted (SIGTERM) while starting; nothing was run"
+    assert not (tmp_path / "run").exists()
+
+
+# --- 8. messages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("multirun", [[], ["-m", "seed=1,2"]])
+def test_outputs_that_is_a_file_is_one_line(tmp_path, multirun):
+    (tmp_path / "outputs").write_text("not a folder\n")
+    before = snapshot(tmp_path)
+    result = train_py(*multirun, *QUICK, cwd=tmp_path)
+    assert_one_error_line(result, 2, "cannot create the run folder outputs/")
+    assert "(Not a directory)" in result.stderr and snapshot(tmp_path) == before
+
+
+def test_a_read_only_working_directory_is_one_line(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
+                          capture_output=True, text=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        for multirun in ([], ["-m", "seed=1,2"]):
+            result = train_py(*multirun, *QUICK, cwd=ro)
+            assert_one_error_line(result, 2, "(Read-only file system); choose another place")
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+@pytest.mark.parametrize("flag", [["--config-dir", "/tmp"], ["--cfg", "job"], ["--bogus"]])
+def test_an_option_after_the_overrides_gets_an_error_line_first(tmp_path, flag):
+    result = train_py("trainer.epochs=1", *flag, "seed=1", cwd=tmp_path)
+    assert_one_error_line(result, 2, "go before the overrides", only_line=False)
+    assert os.listdir(tmp_path) == []

@@ -75,6 +75,9 @@ def run_job(cfg) -> float | None:
 
     hydra = HydraConfig.get()
     run_dir = hydra.runtime.output_dir
+    release = getattr(sys.stderr, "release", None)  # Hydra's part is over (console.HeldStderr)
+    if release:
+        release()
     try:
         took = rundir.hold(run_dir)  # a run's folder is held since RunFolders claimed it
     except UserError as exc:  # another process is in this job's folder: leave it alone
@@ -157,17 +160,17 @@ def _resume_in_place(argv: list[str]) -> None:
 def launch(hydra_main) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
     starts from nothing that an earlier call in the same process left (tests run it in-process)."""
+    signals.install()  # first: a signal from here on is said in one line
     _codes.clear()
     rundir.register_resolvers()
     rundir.forget()
     summary.forget()
+    quiet_broken_pipe()
     try:
         _resume_in_place(sys.argv)
     except UserError as exc:
         _say(f"error: {exc}")
         return exc.exit_code
-    signals.install()
-    quiet_broken_pipe()
     quiet_writer_threads()
     held = HeldStderr(sys.stderr)
     original, sys.stderr = sys.stderr, held
@@ -175,8 +178,18 @@ def launch(hydra_main) -> int:
         hydra_main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
+        cause = exc.__context__  # what Hydra caught before it exited (run_and_report)
+        if code == 1 and not held.released and isinstance(cause, OSError) and cause.errno:
+            held.drop()  # Hydra's traceback of its own write into the run folder
+            rundir.discard_unused()
+            where = f" ({cause.filename})" if cause.filename else ""
+            _say(f"error: cannot write the run's files{where}: {cause.strerror or cause}; free "
+                 "some space, or choose another place with hydra.run.dir=...")  # fmt: skip
+            return 2
         if code == 1 and not held.released and held.rewrite():
             return 2  # Hydra refused the command line before the run started
+        if code == 2 and not held.released and held.rewrite_usage():
+            return 2  # argparse refused a flag (one after the overrides, or unknown)
         held.release()
         return code
     except ValueError as exc:  # Hydra's check of its own flags (-m with --cfg), before any run
@@ -186,6 +199,7 @@ def launch(hydra_main) -> int:
         _say(f"error: {exc}; give one of them per command")
         return 2
     except signals.Interrupted as exc:
+        signals.ignore()  # exiting: a second signal must not end us by the signal
         held.release()
         if not getattr(exc, "reported", False):
             if held.released and rundir.sweep_dir():  # jobs in other processes (joblib)

@@ -115,6 +115,27 @@ class HeldStderr(io.TextIOBase):
         self._stream.flush()
         return True
 
+    def drop(self) -> None:
+        """Forget what was held (a message said in one line instead); pass through from now."""
+        self._held = None
+
+    def rewrite_usage(self) -> bool:
+        """argparse refused the command line (its usage block, then `prog: error: what`): the
+        `error:` line first, with what to do. False when nothing was held."""
+        held = "".join(self._held or [])
+        self._held = None
+        lines = held.strip().splitlines()
+        if not lines or ": error: " not in lines[-1]:
+            self._stream.write(held)
+            return False
+        what = lines[-1].split(": error: ", 1)[1]
+        self._stream.write(
+            f"error: {what}; options such as --config-dir or --cfg go before the overrides, "
+            "e.g. python scripts/train.py --config-dir DIR model=softmax\n" + held
+        )
+        self._stream.flush()
+        return True
+
     def isatty(self):
         return self._stream.isatty()
 
@@ -127,10 +148,20 @@ class HeldStderr(io.TextIOBase):
 
 
 class _PipeGuard:
-    """stdout that, once its reader is gone, points fd 1 at /dev/null and carries on."""
+    """stdout that, once it cannot be written (its reader is gone, a full device), points fd 1
+    at /dev/null and carries on; said once on stderr unless the reader just went away."""
 
     def __init__(self, stream):
         self._stream = stream
+        self._said = False
+
+    def _failed(self, exc: OSError):
+        if not isinstance(exc, BrokenPipeError) and not self._said:
+            self._said = True
+            why = exc.strerror or exc
+            print(f"warning: cannot write to stdout ({why}); the run goes on, its log is in "
+                  "the run folder's train.log", file=sys.stderr, flush=True)  # fmt: skip
+        self._silence()
 
     def _silence(self):
         try:
@@ -143,22 +174,28 @@ class _PipeGuard:
     def write(self, text):
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
-            self._silence()
+        except OSError as exc:
+            self._failed(exc)
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
-        except BrokenPipeError:
-            self._silence()
+        except OSError as exc:
+            self._failed(exc)
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
 
 
 def quiet_broken_pipe() -> None:
-    """Once stdout's reader is gone, drop further writes to it instead of raising."""
+    """Once stdout cannot be written, drop further writes to it instead of raising. A closed
+    stdout or stderr (`2>&-`: Python then has None) writes to /dev/null, so that exit codes
+    stay as documented."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     if not isinstance(sys.stdout, _PipeGuard):
         sys.stdout = _PipeGuard(sys.stdout)
 

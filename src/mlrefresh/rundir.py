@@ -231,10 +231,12 @@ def sweep_dir() -> str | None:
 
 def discard_unused() -> None:
     """Remove the folders this process made that hold nothing but Hydra's files (a run
-    interrupted before it began); folders with results stay."""
+    interrupted before it began), and Hydra's new files in a user's folder; results stay."""
     for made in reversed(_created):
         if made.is_dir() and all(n == ".hydra" or n.endswith(".log") for n in os.listdir(made)):
             discard(made)
+    for folder in list(_before):
+        discard(folder)
 
 
 class RunFolders(Callback):
@@ -257,9 +259,11 @@ class RunFolders(Callback):
         try:
             try:
                 path = OmegaConf.select(config, key)
-            except Exception as exc:  # the resolver's OutputError, wrapped by OmegaConf
-                cause = exc.__cause__ or exc.__context__
-                if isinstance(cause, UserError):
+            except Exception as exc:  # the resolver's OutputError, wrapped by OmegaConf (twice)
+                cause = exc
+                while cause is not None and not isinstance(cause, UserError):
+                    cause = cause.__cause__ or cause.__context__
+                if cause is not None:
                     raise cause from None
                 raise
             resume = OmegaConf.select(config, "trainer.resume", default=None)
@@ -275,8 +279,10 @@ class RunFolders(Callback):
             error = exc
         else:
             error = None
-        release = getattr(sys.stderr, "release", None)  # the run starts: Hydra's part is over
-        if release:
+        # a sweep starts: Hydra's part is over (a run's ends when its task starts, cli.run_job,
+        # so that a failure of Hydra's own writes into the folder can still be said in one line)
+        release = getattr(sys.stderr, "release", None)
+        if release and (launcher or error is not None):
             release()
         if error is not None:
             if claimed is not None:  # the launcher was refused: the sweep folder goes again

@@ -17,7 +17,7 @@ Example:
 import contextlib
 import signal
 
-__all__ = ["Interrupted", "deferred", "install", "pending", "raise_if_pending"]
+__all__ = ["Interrupted", "deferred", "ignore", "install", "pending", "raise_if_pending"]
 
 NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
@@ -49,6 +49,14 @@ def install() -> None:
     _State.requested = None
     for signum in NAMES:
         signal.signal(signum, _handler)
+
+
+def ignore() -> None:
+    """Ignore SIGINT and SIGTERM from now on: the program is exiting after an interrupt, and
+    Python's shutdown puts the default handlers back, so a second Ctrl-C a moment later would
+    otherwise kill the process by the signal after its message."""
+    for signum in NAMES:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def pending() -> int | None:
