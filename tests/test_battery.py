@@ -7,6 +7,7 @@ belong, damaged records the summary reads. In-process (helpers.cli) unless a rea
 the subject (two processes at once, SIGKILL: slow tier).
 """
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -170,19 +171,27 @@ def test_four_runs_named_into_one_folder_at_once(tmp_path):
 # --- 5. a full disk in Hydra's own writes (real tmpfs; slow) ----------------------------------
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A real tmpfs of 4 KiB, filled; skipped where mount is not allowed."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)],
+@contextlib.contextmanager
+def tmpfs(folder, options):
+    """A real tmpfs mounted on folder (made) for the block; skipped where mount is not allowed."""
+    folder.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                           capture_output=True, text=True)  # fmt: skip
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    (disk / "empty").mkdir()
-    (disk / "fill").write_bytes(b"\0" * 4096)
-    yield disk
-    subprocess.run(["umount", str(disk)], check=False)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real tmpfs of 4 KiB, filled, with an empty folder of the user's."""
+    with tmpfs(tmp_path / "disk", "size=4k") as disk:
+        (disk / "empty").mkdir()
+        (disk / "fill").write_bytes(b"\0" * 4096)
+        yield disk
 
 
 @pytest.mark.slow
@@ -252,18 +261,10 @@ def test_outputs_that_is_a_file_is_one_line(tmp_path, multirun):
 
 
 def test_a_read_only_working_directory_is_one_line(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)],
-                          capture_output=True, text=True)  # fmt: skip
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
         for multirun in ([], ["-m", "seed=1,2"]):
             result = train_py(*multirun, *QUICK, cwd=ro)
             assert_one_error_line(result, 2, "(Read-only file system); choose another place")
-    finally:
-        subprocess.run(["umount", str(ro)], check=False)
 
 
 @pytest.mark.parametrize("flag", [["--config-dir", "/tmp"], ["--cfg", "job"], ["--bogus"]])
