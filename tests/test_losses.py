@@ -369,3 +369,28 @@ def test_low_precision_error_no_worse_than_pytorchs(n, dtype):
     theirs = _errors(F.cross_entropy, F.cross_entropy, z, t)
     assert ours[0] <= theirs[0] + 2 * ulp, (ours, theirs)
     assert ours[1] <= theirs[1] + ulp / n, (ours, theirs)
+
+
+# --- three numerical defects, against PyTorch's own losses --------------------------------------
+
+
+@pytest.mark.parametrize("k", [10, 100, 1000])
+def test_square_loss_in_float32_is_as_exact_as_mse_loss_at_large_n_k(k):
+    gen = torch.Generator().manual_seed(k)
+    y, t = torch.rand(60000, k, generator=gen), torch.rand(60000, k, generator=gen)
+    exact = 0.5 * ((y.double() - t.double()) ** 2).sum() / 60000
+    ours = (square_loss(y, t).double() - exact).abs() / exact
+    theirs = (0.5 * F.mse_loss(y, t, reduction="sum").double() / 60000 - exact).abs() / exact
+    assert ours <= max(2 * theirs, 1e-7), (ours, theirs)  # a dot product gave 1.2e-3 at K=1000
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize(
+    ("z", "t"), [(15.0, 1.0), (21.0, 1.0), (30.0, 1.0), (60.0, 1.0), (-30.0, 0.0), (-60.0, 0.0),
+                 (float("inf"), 0.0), (float("-inf"), 1.0), (float("-inf"), 0.0)],
+)  # fmt: skip
+def test_bernoulli_ce_equals_pytorchs_far_out_and_at_infinity(z, t, dtype):
+    z, t = torch.tensor([z], dtype=dtype), torch.tensor([t], dtype=dtype)
+    ours, theirs = bernoulli_ce(z, t), F.binary_cross_entropy_with_logits(z, t)
+    assert torch.allclose(ours, theirs, rtol=1e-6, atol=0, equal_nan=True), (
+        ours.item(), theirs.item())  # fmt: skip
