@@ -130,3 +130,22 @@ def test_divergence_exits_1_and_keeps_what_was_logged(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: the loss became")
     assert [f for f in os.listdir(tmp_path / "run") if "tfevents" in f]
+
+
+def test_hydras_errors_are_read_from_their_types_and_fields_not_their_wording():
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf.errors import ConfigAttributeError
+
+    from mlrefresh.console import hydra_error_from
+
+    missing = MissingConfigException("reworded", missing_cfg_file="model/perceptron",
+                                     options=["linear", "logistic"])  # fmt: skip
+    assert hydra_error_from(missing) == (
+        "error: unknown option model=perceptron; choose one of linear, logistic"
+    )
+    cause = ConfigAttributeError("reworded too")
+    cause.full_key = "trainer.bogus"
+    composed = ConfigCompositionException("anything")
+    composed.__cause__ = cause
+    assert hydra_error_from(composed).startswith("error: unknown key trainer.bogus; ")
+    assert hydra_error_from(ConfigCompositionException("no fields")) is None  # read the text

@@ -28,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlrefresh import rundir, signals, summary
 from mlrefresh.checkpoint import LAST
-from mlrefresh.console import HeldStderr, quiet_broken_pipe, quiet_writer_threads
+from mlrefresh.console import HeldStderr, hydra_error_from, quiet_broken_pipe, quiet_writer_threads
 from mlrefresh.errors import ConfigError, DivergedError, UserError
 from mlrefresh.launchers import cores, job_threads
 from mlrefresh.train import train
@@ -186,7 +186,7 @@ def launch(hydra_main) -> int:
             _say(f"error: cannot write the run's files{where}: {cause.strerror or cause}; free "
                  "some space, or choose another place with hydra.run.dir=...")  # fmt: skip
             return 2
-        if code == 1 and not held.released and held.rewrite():
+        if code == 1 and not held.released and held.rewrite(hydra_error_from(cause)):
             return 2  # Hydra refused the command line before the run started
         if code == 2 and not held.released and held.rewrite_usage():
             return 2  # argparse refused a flag (one after the overrides, or unknown)

@@ -20,7 +20,13 @@ import re
 import sys
 import threading
 
-__all__ = ["HeldStderr", "hydra_error_line", "quiet_broken_pipe", "quiet_writer_threads"]
+__all__ = [
+    "HeldStderr",
+    "hydra_error_from",
+    "hydra_error_line",
+    "quiet_broken_pipe",
+    "quiet_writer_threads",
+]
 
 _GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
@@ -35,28 +41,61 @@ _SWEEP_EXTRA = {"hydra/sweeper/optuna", "hydra/sweeper/sampler/tpe", "hydra/laun
                 "hydra/launcher/submitit_local", "hydra/launcher/submitit_slurm"}  # fmt: skip
 
 
+def _unknown_option(group: str, option: str, options: list[str]) -> str:
+    if f"{group}/{option}" in _SWEEP_EXTRA:
+        return (
+            f"error: {group}={option} needs its Hydra plugin, which is not installed; run "
+            f'pip install -e ".[sweep]" (or make train)'
+        )
+    todo = f"choose one of {', '.join(options)}" if options else f"see configs/{group}/"
+    return f"error: unknown option {group}={option}; {todo}"
+
+
+def _unknown_key(key: str) -> str:
+    return (
+        f"error: unknown key {key}; check the spelling "
+        "(python scripts/train.py --cfg job lists every key)"
+    )
+
+
+def hydra_error_from(exc: BaseException | None) -> str | None:
+    """The one-line summary of Hydra's error from its exception's type and fields, where they
+    say enough (an unknown option, an unknown key, an override it cannot parse); else None,
+    and hydra_error_line reads Hydra's message."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    if isinstance(exc, MissingConfigException) and exc.options is not None:
+        group, _, option = str(exc.missing_cfg_file or "").rpartition("/")
+        return _unknown_option(group, option, list(exc.options)) if group else None
+    if isinstance(exc, OverrideParseException):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.override
+        return (
+            f"error: cannot parse an override ({first}); quote values with brackets, commas "
+            f"or spaces in the shell, e.g. 'dataset.classes=[3,8]' (see {_GRAMMAR})"
+        )
+    key = getattr(exc.__cause__, "full_key", None) if exc is not None else None
+    if isinstance(exc, ConfigCompositionException) and isinstance(key, str) and "." in key:
+        return _unknown_key(key)
+    return None
+
+
 def hydra_error_line(text: str) -> str:
-    """The one-line summary of a Hydra error message (what was wrong; what to do)."""
+    """The one-line summary of a Hydra error message (what was wrong; what to do), for the
+    errors whose exception says too little (see hydra_error_from)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = lines[0] if lines else "Hydra could not start the run"
     if m := re.search(r"Could not find '([^']+)/([^'/]+)'", text):
         group, option = m.groups()
-        options = _options(text, group)
-        if f"{group}/{option}" in _SWEEP_EXTRA:
-            return (
-                f"error: {group}={option} needs its Hydra plugin, which is not installed; run "
-                f'pip install -e ".[sweep]" (or make train)'
-            )
-        todo = f"choose one of {', '.join(options)}" if options else f"see configs/{group}/"
-        return f"error: unknown option {group}={option}; {todo}"
+        return _unknown_option(group, option, _options(text, group))
     if m := re.search(r"Could not override '([^']+)'", text):
         key = m.group(1)
         if "." not in key and "No match in the defaults list" not in text:
             return f"error: unknown config group or key {key!r}; check the spelling"
-        return (
-            f"error: unknown key {key}; check the spelling "
-            "(python scripts/train.py --cfg job lists every key)"
-        )
+        return _unknown_key(key)
     if m := re.search(r"An item is already at '([^']+)'", text):
         return f"error: {m.group(1)} exists already; set it without the +: {m.group(1)}=..."
     if m := re.search(r"Ambiguous value for argument '([^']+)'", text):
@@ -102,16 +141,16 @@ class HeldStderr(io.TextIOBase):
             self._stream.write(held)
             self._stream.flush()
 
-    def rewrite(self) -> bool:
-        """Hydra failed before the run: print its message under an `error:` first line.
-        Returns False when nothing was held (not Hydra's failure)."""
+    def rewrite(self, first: str | None = None) -> bool:
+        """Hydra failed before the run: print its message under an `error:` first line (`first`,
+        or read from the message). Returns False when nothing was held (not Hydra's failure)."""
         held = "".join(self._held or [])
         self._held = None
         if not held.strip():
             return False
         body = held.replace("\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete "
                             "stack trace.", "").rstrip()  # fmt: skip
-        self._stream.write(hydra_error_line(body) + "\n" + body + "\n")
+        self._stream.write((first or hydra_error_line(body)) + "\n" + body + "\n")
         self._stream.flush()
         return True
 
