@@ -187,6 +187,7 @@ def launch(hydra_main) -> int:
                  "some space, or choose another place with hydra.run.dir=...")  # fmt: skip
             return 2
         if code == 1 and not held.released and held.rewrite(hydra_error_from(cause)):
+            rundir.discard_unused()  # refused after the folder was claimed: nothing left
             return 2  # Hydra refused the command line before the run started
         if code == 2 and not held.released and held.rewrite_usage():
             return 2  # argparse refused a flag (one after the overrides, or unknown)
