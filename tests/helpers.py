@@ -22,8 +22,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from hydra import compose as hydra_compose
@@ -130,6 +132,29 @@ def cli(script, *args, cwd=ROOT, env=None) -> Result:
             traceback.print_exc(file=err)
             code = 1
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def train_py(*args, cwd=ROOT, env=None) -> Result:
+    """scripts/train.py in-process (cli)."""
+    return cli(TRAIN, *args, cwd=cwd, env=env)
+
+
+def start(args, cwd, stdout=subprocess.DEVNULL):
+    """scripts/train.py as a real child in a new session (its own process group, as a shell
+    starts a job), for signals: Popen with stderr piped."""
+    return subprocess.Popen([sys.executable, TRAIN, *map(str, args)], cwd=cwd,
+                            start_new_session=True, stdout=stdout, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def wait_for_epoch(run_dir, epoch, child, timeout=120):
+    """Until run_dir/train.log says `epoch <epoch>/`; fails if the child ends first."""
+    log = Path(run_dir) / "train.log"
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and f"epoch {epoch}/" in log.read_text()):
+        assert child.poll() is None, child.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
 
 
 def copy_of(src, dst):

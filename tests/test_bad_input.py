@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import write_fake_mnist
-from helpers import TRAIN, assert_one_error_line, cli, run_script, snapshot
+from helpers import TRAIN, assert_one_error_line, cli, run_script, snapshot, start
 from mlrefresh.data.idx import write_idx
 
 
@@ -228,18 +228,6 @@ def test_full_disk_while_writing_results(workdir, tiny_disk):
 
 
 # --- signals: real signals to real processes (slow tier) --------------------------------------
-
-
-def start(args, cwd):
-    """The child in a new session (its own process group), as a shell starts a job."""
-    return subprocess.Popen(
-        [sys.executable, TRAIN, *args],
-        cwd=cwd,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def wait_for(predicate, timeout=60):

@@ -19,12 +19,15 @@ import pytest
 import torch
 
 from conftest import QUICK
-from helpers import TRAIN, assert_one_error_line, cli, copy_of, snapshot
-
-
-def train_py(*args, cwd):
-    return cli(TRAIN, *args, cwd=cwd)
-
+from helpers import (
+    TRAIN,
+    assert_one_error_line,
+    copy_of,
+    snapshot,
+    start,
+    train_py,
+    wait_for_epoch,
+)
 
 # --- 1. a folder the user named is never written into ---------------------------------------
 
@@ -112,20 +115,6 @@ def test_a_sweep_job_whose_folder_is_in_use_fails_alone(tmp_path, held_elsewhere
     assert result.stderr.count("is in use by another run") == 1
     assert not {"last.pt", "model.pt", "metrics.json"} & set(os.listdir(tmp_path / "s1"))
     assert (tmp_path / "s2" / "metrics.json").exists()
-
-
-def start(args, cwd):
-    return subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
-
-
-def wait_for_epoch(folder, epoch, child, timeout=120):
-    deadline = time.monotonic() + timeout
-    log = folder / "train.log"
-    while not (log.exists() and f"epoch {epoch}/" in log.read_text()):
-        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
-        time.sleep(0.05)
 
 
 LONG = ["trainer.epochs=100000", "dataset.n_train=20000", "trainer.images=false"]

@@ -8,12 +8,16 @@ import pickle
 import pytest
 import torch
 
-from helpers import FIGURES, SUMMARIZE, TRAIN, assert_one_error_line, cli, copy_of, snapshot
-
-
-def train_py(*args, cwd):
-    return cli(TRAIN, *args, cwd=cwd)
-
+from helpers import (
+    FIGURES,
+    SUMMARIZE,
+    TRAIN,
+    assert_one_error_line,
+    cli,
+    copy_of,
+    snapshot,
+    train_py,
+)
 
 # --- 3. a checkpoint that loads but does not belong to this run -------------------------------
 

@@ -8,16 +8,13 @@ read back with EventAccumulator.
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import TRAIN, cli, make_cfg, snapshot
+from helpers import TRAIN, cli, make_cfg, snapshot, start, wait_for_epoch
 from mlrefresh.checkpoint import LAST
 from mlrefresh.errors import ResumeError
 from mlrefresh.train import train
@@ -41,23 +38,9 @@ def steps(run_dir, tag="loss/val"):
     return sorted(e.step for e in acc.Scalars(tag))
 
 
-def start(args, cwd, stdout=subprocess.DEVNULL):
-    return subprocess.Popen([sys.executable, TRAIN, *args], cwd=cwd, start_new_session=True,
-                            stdout=stdout, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
 def run(args, cwd):
     """In-process (helpers.cli); start() is the real process, for signals."""
     return cli(TRAIN, *args, cwd=cwd)
-
-
-def wait_for_epoch(run_dir, epoch, child, timeout=120):
-    log = os.path.join(run_dir, "train.log")
-    deadline = time.monotonic() + timeout
-    while not (os.path.exists(log) and f"epoch {epoch}/" in Path(log).read_text()):
-        assert child.poll() is None, child.stderr.read()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
 
 
 # --- last.pt and resume through the compose API -----------------------------------------------
