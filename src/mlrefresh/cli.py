@@ -26,7 +26,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mlrefresh import rundir, signals, summary
+from mlrefresh import locks, rundir, signals, summary
 from mlrefresh.checkpoint import LAST
 from mlrefresh.console import HeldStderr, hydra_error_from, quiet_broken_pipe, quiet_writer_threads
 from mlrefresh.errors import ConfigError, DivergedError, UserError
@@ -79,7 +79,7 @@ def run_job(cfg) -> float | None:
     if release:
         release()
     try:
-        took = rundir.hold(run_dir)  # a run's folder is held since RunFolders claimed it
+        took = locks.hold(run_dir)  # a run's folder is held since RunFolders claimed it
     except UserError as exc:  # another process is in this job's folder: leave it alone
         _refuse(exc)
         return None
@@ -87,7 +87,7 @@ def run_job(cfg) -> float | None:
         return _run_job(cfg, hydra, run_dir)
     finally:
         if took:
-            rundir.let_go(run_dir)
+            locks.let_go(run_dir)
 
 
 def _run_job(cfg, hydra, run_dir) -> float | None:
@@ -215,5 +215,5 @@ def launch(hydra_main) -> int:
     finally:
         held.release()
         sys.stderr = original
-        rundir.let_go()
+        locks.let_go()
     return exit_status()

@@ -51,6 +51,13 @@ def _unknown_option(group: str, option: str, options: list[str]) -> str:
     return f"error: unknown option {group}={option}; {todo}"
 
 
+def _cannot_parse(first: str) -> str:
+    return (
+        f"error: cannot parse an override ({first}); quote values with brackets, commas "
+        f"or spaces in the shell, e.g. 'dataset.classes=[3,8]' (see {_GRAMMAR})"
+    )
+
+
 def _unknown_key(key: str) -> str:
     return (
         f"error: unknown key {key}; check the spelling "
@@ -72,11 +79,7 @@ def hydra_error_from(exc: BaseException | None) -> str | None:
         group, _, option = str(exc.missing_cfg_file or "").rpartition("/")
         return _unknown_option(group, option, list(exc.options)) if group else None
     if isinstance(exc, OverrideParseException):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.override
-        return (
-            f"error: cannot parse an override ({first}); quote values with brackets, commas "
-            f"or spaces in the shell, e.g. 'dataset.classes=[3,8]' (see {_GRAMMAR})"
-        )
+        return _cannot_parse(str(exc).strip().splitlines()[0] if str(exc).strip() else exc.override)
     key = getattr(exc.__cause__, "full_key", None) if exc is not None else None
     if isinstance(exc, ConfigCompositionException) and isinstance(key, str) and "." in key:
         return _unknown_key(key)
@@ -104,10 +107,7 @@ def hydra_error_line(text: str) -> str:
             "[a,b] for a list, or quote it as a string"
         )
     if "override_grammar" in text or "no viable alternative" in text or "mismatched" in text:
-        return (
-            f"error: cannot parse an override ({first}); quote values with brackets, commas "
-            f"or spaces in the shell, e.g. 'dataset.classes=[3,8]' (see {_GRAMMAR})"
-        )
+        return _cannot_parse(first)
     if "Cannot find primary config" in text:
         return f"error: {first}; the configs are in configs/, e.g. --config-name=train"
     return f"error: {first}; see Hydra's message below (HYDRA_FULL_ERROR=1 for a stack trace)"

@@ -18,7 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from mlrefresh.errors import DataError
 from mlrefresh.figures import plt, save
-from mlrefresh.records import Damaged, read_overrides, warn
+from mlrefresh.records import read_overrides, skip_damaged
 from mlrefresh.summary import SEEDS
 
 __all__ = ["draw_sweep", "read_sweep"]
@@ -38,10 +38,8 @@ def read_sweep(sweep_dir) -> list[dict]:
             continue
         if not any("tfevents" in f for f in os.listdir(folder)):
             continue
-        try:
-            overrides = read_overrides(folder)
-        except Damaged as exc:
-            warn(exc)
+        overrides = skip_damaged(read_overrides, folder)
+        if not overrides:
             continue
         acc = EventAccumulator(folder, size_guidance={"scalars": 0})
         acc.Reload()
@@ -49,7 +47,7 @@ def read_sweep(sweep_dir) -> list[dict]:
         for tag in acc.Tags()["scalars"]:
             events = acc.Scalars(tag)
             scalars[tag] = ([e.step for e in events], [e.value for e in events])
-        jobs.append({"overrides": overrides, "scalars": scalars})
+        jobs.append({"overrides": overrides[0], "scalars": scalars})
     if not jobs:
         raise DataError(
             f"--sweep {sweep_dir}: no runs with event files in it; give the folder of a "

@@ -3,7 +3,7 @@
 
 A file that cannot be read or has the wrong shape (cut short, emptied, edited by hand, left by
 another version) raises `Damaged`, which names the file; readers of many files (summary.collect,
-curves.read_sweep) print one warning line for it and go on with the rest.
+curves.read_sweep) call them through `skip_damaged`: one warning line, and on with the rest.
 
 Example:
     >>> import os, tempfile
@@ -26,7 +26,8 @@ import yaml
 
 from mlrefresh.errors import UserError
 
-__all__ = ["Damaged", "parse_overrides", "read_metrics", "read_overrides", "read_record", "warn"]
+__all__ = ["Damaged", "parse_overrides", "read_metrics", "read_overrides", "read_record",
+           "skip_damaged"]  # fmt: skip
 
 
 class Damaged(UserError):
@@ -93,6 +94,10 @@ def read_record(path) -> dict:
     return record
 
 
-def warn(exc: Damaged) -> None:
-    """One line on stderr for a damaged file that is skipped."""
-    print(f"warning: skipped {exc}", file=sys.stderr, flush=True)
+def skip_damaged(read, *args) -> list:
+    """[read(*args)], or [] with one warning line on stderr naming the damaged file."""
+    try:
+        return [read(*args)]
+    except Damaged as exc:
+        print(f"warning: skipped {exc}", file=sys.stderr, flush=True)
+        return []

@@ -39,7 +39,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, UserError
-from mlrefresh.locks import hold, let_go
+from mlrefresh.locks import hold
 
 __all__ = [
     "RunFolders",
@@ -47,8 +47,6 @@ __all__ = [
     "discard",
     "discard_unused",
     "forget",
-    "hold",
-    "let_go",
     "register_resolvers",
     "requeued",
     "sweep_dir",
@@ -221,7 +219,6 @@ def forget() -> None:
     _created.clear()
     _sweep.clear()
     _before.clear()
-    let_go()
 
 
 def sweep_dir() -> str | None:

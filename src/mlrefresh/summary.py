@@ -31,12 +31,11 @@ from hydra.experimental.callback import Callback
 from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
 from mlrefresh.records import (
-    Damaged,
     parse_overrides,
     read_metrics,
     read_overrides,
     read_record,
-    warn,
+    skip_damaged,
 )
 from mlrefresh.rundir import JOBS
 
@@ -110,10 +109,8 @@ def _row(record: dict) -> dict:
     row.update(record.get("metrics") or {})
     folder = record.get("folder")
     if row["status"] != "ok" and folder and os.path.exists(os.path.join(folder, "metrics.json")):
-        try:
-            row.update(_run_row(Path(folder)))  # resumed since: finished now (status, exit code)
-        except Damaged as exc:
-            warn(exc)
+        for now in skip_damaged(_run_row, Path(folder)):
+            row.update(now)  # resumed since: finished now (status, exit code)
     return row
 
 
@@ -127,15 +124,6 @@ def _run_row(folder: Path) -> dict:
     if metrics.exists():
         row.update(read_metrics(metrics), status="ok", exit_code=0)
     return row
-
-
-def _read(read, *args) -> list[dict]:
-    """[read(*args)], or [] with one warning line when what it reads is damaged."""
-    try:
-        return [read(*args)]
-    except Damaged as exc:
-        warn(exc)
-        return []
 
 
 def _is_run(folder: Path) -> bool:
@@ -159,16 +147,18 @@ def collect(folders) -> list[dict]:
             if (here / JOBS).is_dir():  # a sweep: its records, then folders without one
                 records = [p for p in (here / JOBS).glob("*.json") if p.stem.isdigit()]
                 records.sort(key=lambda p: int(p.stem))
-                found = [_row(_here(r, here)) for p in records for r in _read(read_record, p)]
+                found = [
+                    _row(_here(r, here)) for p in records for r in skip_damaged(read_record, p)
+                ]
                 known = {r.get("folder") for r in found}
                 for name in sorted(subdirs):
                     folder = here / name
                     if str(folder.absolute()) not in known and _is_run(folder):
-                        found += _read(_run_row, folder)  # killed, or still running
+                        found += skip_damaged(_run_row, folder)  # killed, or still running
                 rows += found
                 subdirs.clear()
             elif _is_run(here):
-                rows += _read(_run_row, here)
+                rows += skip_damaged(_run_row, here)
                 subdirs.clear()
             else:
                 subdirs.sort()
