@@ -21,7 +21,7 @@ from collections import defaultdict
 
 import torch
 
-from mlrefresh.summary import read_overrides
+from mlrefresh.sweeps.summary import read_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = ("saturation", "clamped", "outliers", "xor", "kl")

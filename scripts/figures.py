@@ -11,7 +11,7 @@ import sys
 
 try:
     from mlrefresh.errors import UserError
-    from mlrefresh.figures import draw_lecture
+    from mlrefresh.plots.figures import draw_lecture
 except ModuleNotFoundError as exc:
     print(f"error: {exc.name} is not installed for {sys.executable}; run `make figures`, or "
           "use .venv/bin/python scripts/figures.py", file=sys.stderr)  # fmt: skip
@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     options = parser.parse_args(argv)
     try:
         if options.sweep:
-            from mlrefresh.curves import draw_sweep
+            from mlrefresh.plots.curves import draw_sweep
 
             paths = [draw_sweep(options.sweep, options.out)]
         else:

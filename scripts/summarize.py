@@ -4,7 +4,7 @@ python scripts/summarize.py outputs/multirun/2026-11-27_10-00-00
 python scripts/summarize.py outputs/ --csv all.csv      # every run and sweep, one CSV row per job
 
 Jobs are grouped by their overrides, seeds (seed, dataset.seed) aggregated: n, mean ± std of
-accuracy/val and nll/val, best first (see src/mlrefresh/summary.py). A sweep's job records
+accuracy/val and nll/val, best first (see src/mlrefresh/sweeps/summary.py). A sweep's job records
 (.jobs/) give the status of every job, refused ones included; a folder without records is read
 from its files (metrics.json: ok, else unfinished).
 """
@@ -13,8 +13,8 @@ import argparse
 import os
 import sys
 
-from mlrefresh import summary
 from mlrefresh.errors import OutputError
+from mlrefresh.sweeps import summary
 
 
 def main(argv=None) -> int:

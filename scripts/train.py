@@ -12,7 +12,7 @@ import sys
 _stopped = []  # a SIGTERM while the imports run, honoured once they are done
 
 
-def _starting(signum, frame):  # until launch() installs its own handlers (mlrefresh.signals)
+def _starting(signum, frame):  # until launch() installs its own handlers (mlrefresh.runs.signals)
     _stopped.append(signum)
 
 
@@ -20,7 +20,7 @@ signal.signal(signal.SIGTERM, _starting)
 try:
     import hydra
 
-    from mlrefresh.cli import launch, run_job
+    from mlrefresh.runs.cli import launch, run_job
 except ModuleNotFoundError as exc:  # run with a Python that lacks the project's packages
     print(
         f"error: {exc.name} is not installed for {sys.executable}; run `make train` once, then "

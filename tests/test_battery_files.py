@@ -179,7 +179,7 @@ def test_sweep_settings_that_cannot_work_are_refused_before_any_job(tmp_path, ar
 
 def test_the_search_space_in_the_config_is_checked_too():
     from mlrefresh.errors import ConfigError
-    from mlrefresh.settings import check_sweeper
+    from mlrefresh.sweeps.settings import check_sweeper
 
     study = {"_target_": "x.OptunaSearch", "direction": "maximize", "n_trials": 2, "n_jobs": 1}
     check_sweeper({**study, "params": {"optim.lr": "tag(log, interval(0.001, 1))"}})

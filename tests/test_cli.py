@@ -136,7 +136,7 @@ def test_hydras_errors_are_read_from_their_types_and_fields_not_their_wording():
     from hydra.errors import ConfigCompositionException, MissingConfigException
     from omegaconf.errors import ConfigAttributeError
 
-    from mlrefresh.console import hydra_error_from
+    from mlrefresh.runs.console import hydra_error_from
 
     missing = MissingConfigException("reworded", missing_cfg_file="model/perceptron",
                                      options=["linear", "logistic"])  # fmt: skip

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import write_fake_mnist
 from helpers import FIGURES, TRAIN, cli, make_cfg
 from mlrefresh.errors import ConfigError
-from mlrefresh.figures import GRAPHS
+from mlrefresh.plots.figures import GRAPHS
 from mlrefresh.train import train
 
 

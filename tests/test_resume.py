@@ -15,8 +15,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers import TRAIN, cli, make_cfg, snapshot, start, wait_for_epoch
-from mlrefresh.checkpoint import LAST
 from mlrefresh.errors import ResumeError
+from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.train import train
 
 LONG = ["dataset.n_train=20000", "trainer.epochs=12"]

@@ -375,7 +375,7 @@ def test_a_job_resumed_after_its_record_counts_as_finished(tmp_path):
     reads its metrics.json: status ok, exit code 0."""
     import json
 
-    from mlrefresh.summary import collect
+    from mlrefresh.sweeps.summary import collect
 
     job = tmp_path / "sweep" / "seed=1"
     (job / ".hydra").mkdir(parents=True)

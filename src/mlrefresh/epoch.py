@@ -29,8 +29,8 @@ Example (two logistic regressions, each its own batch order):
 
 import torch
 
-from mlrefresh import signals
 from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
+from mlrefresh.runs import signals
 
 __all__ = ["epoch_metrics", "grad_norms", "log_line", "make_step", "step_norms", "train_epoch"]
 

@@ -31,16 +31,16 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from mlrefresh import signals
 from mlrefresh.capture import GraphedStep
 from mlrefresh.data import load_dataset
 from mlrefresh.epoch import epoch_metrics, log_line, make_step, step_norms, train_epoch
 from mlrefresh.errors import UserError
-from mlrefresh.jobs import Job, interrupted
 from mlrefresh.models import build_model, model_slice, stack_models, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
-from mlrefresh.resume import command_line_keys, resume_config
+from mlrefresh.runs import signals
+from mlrefresh.runs.jobs import Job, interrupted
+from mlrefresh.runs.resume import command_line_keys, resume_config
 from mlrefresh.validate import refuse_bad_config
 
 __all__ = ["train", "train_stacked"]

@@ -25,8 +25,8 @@ from hydra.core.utils import configure_log, filter_overrides, run_job, setup_glo
 from hydra.plugins.launcher import Launcher
 from omegaconf import OmegaConf, open_dict
 
-from mlrefresh import signals
 from mlrefresh.errors import UserError
+from mlrefresh.runs import signals
 from mlrefresh.train import train_stacked
 from mlrefresh.validate import refuse_bad_config
 

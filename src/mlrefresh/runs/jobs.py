@@ -21,11 +21,11 @@ import shlex
 import torch
 from omegaconf import OmegaConf
 
-from mlrefresh import signals
-from mlrefresh.checkpoint import save_json, save_last, save_torch, to_cpu
 from mlrefresh.checks import flatten
 from mlrefresh.errors import DivergedError, OutputError, UserError
-from mlrefresh.resume import check_tensors
+from mlrefresh.runs import signals
+from mlrefresh.runs.checkpoint import save_json, save_last, save_torch, to_cpu
+from mlrefresh.runs.resume import check_tensors
 
 __all__ = ["Job", "interrupted"]
 
@@ -115,7 +115,7 @@ class Job:
     def open_writer(self) -> None:
         if self.cfg.trainer.get("tensorboard", True):
             hparams = {**flatten(self.resolved), "device.used": self.device}  # name may be auto
-            from mlrefresh.tensorboard import RunWriter  # TensorBoard: not for a refused run
+            from mlrefresh.plots.tensorboard import RunWriter  # TensorBoard: not for a refused run
 
             self.writer = RunWriter(self.run_dir, OmegaConf.to_yaml(self.resolved), hparams,
                                     resume_after=self.saved_epoch)  # fmt: skip

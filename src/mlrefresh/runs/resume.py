@@ -23,9 +23,9 @@ import os
 import torch
 from omegaconf import OmegaConf
 
-from mlrefresh.checkpoint import load_last
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ResumeError
+from mlrefresh.runs.checkpoint import load_last
 
 __all__ = ["FREE_KEYS", "check_state", "check_tensors", "command_line_keys", "resume_config"]
 

@@ -21,7 +21,7 @@ the empty parents it created for them), or in a folder that existed before, only
 
 Example:
     >>> import tempfile, os
-    >>> from mlrefresh.rundir import unique_dir
+    >>> from mlrefresh.runs.rundir import unique_dir
     >>> base = os.path.join(tempfile.mkdtemp(), "runs", "12-00-00")
     >>> [os.path.basename(unique_dir(base)) for _ in range(3)]
     ['12-00-00', '12-00-00-1', '12-00-00-2']
@@ -39,7 +39,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, UserError
-from mlrefresh.locks import hold
+from mlrefresh.runs.locks import hold
 
 __all__ = [
     "RunFolders",
@@ -249,8 +249,8 @@ class RunFolders(Callback):
 
     @staticmethod
     def _claim(config, key, launcher=False):
-        from mlrefresh.launchers import check_launcher
-        from mlrefresh.settings import check_sweeper
+        from mlrefresh.sweeps.launchers import check_launcher
+        from mlrefresh.sweeps.settings import check_sweeper
 
         claimed = None
         try:

@@ -26,11 +26,17 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mlrefresh import locks, rundir, signals, summary
-from mlrefresh.checkpoint import LAST
-from mlrefresh.console import HeldStderr, hydra_error_from, quiet_broken_pipe, quiet_writer_threads
 from mlrefresh.errors import ConfigError, DivergedError, UserError
-from mlrefresh.launchers import cores, job_threads
+from mlrefresh.runs import locks, rundir, signals
+from mlrefresh.runs.checkpoint import LAST
+from mlrefresh.runs.console import (
+    HeldStderr,
+    hydra_error_from,
+    quiet_broken_pipe,
+    quiet_writer_threads,
+)
+from mlrefresh.sweeps import summary
+from mlrefresh.sweeps.launchers import cores, job_threads
 from mlrefresh.train import train
 
 __all__ = ["exit_status", "launch", "run_job"]

@@ -29,7 +29,7 @@ import os
 import shutil
 
 from mlrefresh.errors import ConfigError
-from mlrefresh.settings import check_launcher_keys
+from mlrefresh.sweeps.settings import check_launcher_keys
 
 __all__ = ["check_launcher", "cores", "job_threads"]
 

@@ -12,7 +12,7 @@ Both return an [H, W, 3] uint8 array (TensorBoard's "HWC").
 Example:
     >>> import torch
     >>> from mlrefresh.models import build_model
-    >>> from mlrefresh.pictures import boundary_image
+    >>> from mlrefresh.plots.pictures import boundary_image
     >>> model = build_model("logistic", 2, 2, init="normal", init_scale=1.0)
     >>> boundary_image(model, torch.randn(50, 2), torch.randint(0, 2, (50,))).shape
     (200, 200, 3)

@@ -11,7 +11,7 @@ at random: its keys only, alphabetically, so the first five columns were dataset
 
 Example:
     >>> import tempfile
-    >>> from mlrefresh.tensorboard import RunWriter
+    >>> from mlrefresh.plots.tensorboard import RunWriter
     >>> writer = RunWriter(tempfile.mkdtemp(), "seed: 0", {"optim.lr": 0.1})
     >>> writer.scalars(1, {"loss/val": 0.5})
     >>> writer.close(success=True)
@@ -29,7 +29,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from mlrefresh.errors import OutputError
-from mlrefresh.pictures import boundary_image, template_image
+from mlrefresh.plots.pictures import boundary_image, template_image
 
 __all__ = ["RunWriter", "hparam_value"]
 

@@ -13,7 +13,7 @@ or corrupt file in one line (`ResumeError`).
 
 Example:
     >>> import os, tempfile
-    >>> from mlrefresh.checkpoint import save_json
+    >>> from mlrefresh.runs.checkpoint import save_json
     >>> folder = tempfile.mkdtemp()
     >>> save_json(os.path.join(folder, "metrics.json"), {"accuracy/val": 0.99})
     >>> os.listdir(folder)

@@ -8,7 +8,7 @@ remove what they must (a half-downloaded `.part`, a temporary checkpoint). Insid
 (`pending()`, a plain attribute read, no system call); a second signal raises at once.
 
 Example:
-    >>> from mlrefresh import signals
+    >>> from mlrefresh.runs import signals
     >>> with signals.deferred():
     ...     signals.pending() is None
     True

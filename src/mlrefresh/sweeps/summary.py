@@ -11,7 +11,7 @@ sweep's exit code (the worst job's). The table has one row per configuration, th
 `scripts/summarize.py DIR ...` prints the same table for folders that exist already.
 
 Example:
-    >>> from mlrefresh.summary import table
+    >>> from mlrefresh.sweeps.summary import table
     >>> rows = [{"overrides": {"optim.lr": lr, "seed": s}, "status": "ok", "accuracy/val": a}
     ...         for lr, s, a in (("0.1", "1", 0.9), ("0.1", "2", 0.8), ("1", "1", 0.95))]
     >>> print(table(rows))
@@ -28,16 +28,16 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from mlrefresh.checkpoint import save_atomically, save_json
 from mlrefresh.errors import UserError
-from mlrefresh.records import (
+from mlrefresh.runs.checkpoint import save_atomically, save_json
+from mlrefresh.runs.records import (
     parse_overrides,
     read_metrics,
     read_overrides,
     read_record,
     skip_damaged,
 )
-from mlrefresh.rundir import JOBS
+from mlrefresh.runs.rundir import JOBS
 
 __all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "forget", "parse_overrides",
            "read_overrides", "report", "table", "write_csv", "write_record"]  # fmt: skip

@@ -4,7 +4,7 @@ picture is of the code, not of a formula typed again.
 
 Example:
     >>> import tempfile
-    >>> from mlrefresh.figures import draw_lecture
+    >>> from mlrefresh.plots.figures import draw_lecture
     >>> paths = draw_lecture(tempfile.mkdtemp())  # doctest: +SKIP
     >>> [p.rsplit("/", 1)[1] for p in paths][:2]  # doctest: +SKIP
     ['loss_vs_z.png', 'grad_vs_z.png']

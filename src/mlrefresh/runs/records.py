@@ -7,7 +7,7 @@ curves.read_sweep) call them through `skip_damaged`: one warning line, and on wi
 
 Example:
     >>> import os, tempfile
-    >>> from mlrefresh.records import Damaged, read_metrics
+    >>> from mlrefresh.runs.records import Damaged, read_metrics
     >>> path = os.path.join(tempfile.mkdtemp(), "metrics.json")
     >>> _ = open(path, "w").write('{"accuracy/val": "high"}')
     >>> try:

@@ -8,7 +8,7 @@
   per log line once `head` has gone: the run goes on, its log still lands in train.log.
 
 Example:
-    >>> from mlrefresh.console import hydra_error_line
+    >>> from mlrefresh.runs.console import hydra_error_line
     >>> hydra_error_line("In 'train': Could not find 'model/perceptron'\\n\\n"
     ...     "Available options in 'model':\\n\\tlinear\\n\\tlogistic\\n")
     'error: unknown option model=perceptron; choose one of linear, logistic'

@@ -6,7 +6,7 @@ never left stuck. A second process that asks for a held folder gets an OutputErr
 
 Example:
     >>> import tempfile
-    >>> from mlrefresh.locks import hold, let_go
+    >>> from mlrefresh.runs.locks import hold, let_go
     >>> folder = tempfile.mkdtemp()
     >>> hold(folder), hold(folder)  # taken, then already this process's
     (True, False)

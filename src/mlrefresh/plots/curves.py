@@ -17,9 +17,9 @@ from collections import defaultdict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mlrefresh.errors import DataError
-from mlrefresh.figures import plt, save
-from mlrefresh.records import read_overrides, skip_damaged
-from mlrefresh.summary import SEEDS
+from mlrefresh.plots.figures import plt, save
+from mlrefresh.runs.records import read_overrides, skip_damaged
+from mlrefresh.sweeps.summary import SEEDS
 
 __all__ = ["draw_sweep", "read_sweep"]
 
