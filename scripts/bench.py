@@ -144,7 +144,7 @@ def bench_loop(device, epochs=5, rounds=5):
     from torch.utils.data import DataLoader, TensorDataset
 
     from mlrefresh.data import load_dataset
-    from mlrefresh.train import train
+    from mlrefresh.runs.run import train
 
     print(f"\n## loop: Fashion-MNIST, softmax + CE, batch 128, {epochs} epochs, SGD(0.1, m=0.9)")
     if not _fashion_available():
@@ -201,7 +201,7 @@ def bench_loop(device, epochs=5, rounds=5):
 
 def bench_accuracy(device):
     from mlrefresh.data import load_dataset
-    from mlrefresh.train import train
+    from mlrefresh.runs.run import train
 
     print("\n## accuracy: time to accuracy on Fashion-MNIST (softmax regression, defaults)")
     if not _fashion_available():

@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from conftest import write_fake_mnist
 from helpers import compose
 from mlrefresh.errors import ConfigError, UserError
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
 
 # Values as typed on the command line: wrong type, null, nan, inf, negative, zero, huge, a list
 # and a mapping where a scalar is meant, a bool where a number is meant.

@@ -14,10 +14,12 @@ import torch
 from helpers import make_cfg
 from mlrefresh.capture import WARMUP, GraphedStep, capture_refusal
 from mlrefresh.epoch import make_step, train_epoch
-from mlrefresh.models import build_model, stack_models
+from mlrefresh.models import build_model
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
+from mlrefresh.sweeps.stacked_model import StackedOptimizer, stack_models
+from mlrefresh.sweeps.stacking import stacked_step
 
 
 class CpuGraph:
@@ -54,7 +56,9 @@ def _setup(stacked, momentum=0.9, name="sgd"):
     objective = Objective("ce", model)
     optim = {"name": name, "lr": 0.2, "schedule": "cosine"}
     optim.update({"momentum": momentum} if name == "sgd" else {"weight_decay": 0.01})
-    optim = [optim, {**optim, "lr": 0.05}] if stacked else optim
+    if stacked:
+        optimizer = StackedOptimizer([optim, {**optim, "lr": 0.05}], model.parameters(), 40)
+        return model, objective, optimizer, optimizer.schedule
     optimizer, schedule = build_optimizer(optim, model.parameters(), 40)
     return model, objective, optimizer, schedule
 
@@ -67,7 +71,10 @@ def test_graphed_steps_equal_eager_steps(stacked, graph_type, name):
     runs = []
     for graphed in (False, True):
         model, objective, optimizer, schedule = _setup(stacked, name=name)
-        step = make_step(model, objective, optimizer, x, y, stacked)
+        if stacked:
+            step = stacked_step(model, objective, optimizer, x, y, share=1)
+        else:
+            step = make_step(model, objective, optimizer, x, y)
         if graphed:
             step = GraphedStep(step, optimizer, "cpu", graph_type=graph_type)
         gen = torch.Generator().manual_seed(1)
@@ -81,9 +88,10 @@ def test_graphed_steps_equal_eager_steps(stacked, graph_type, name):
     assert (step.graph is not None) == (graph_type is CpuGraph)
     if graph_type is CpuGraph:
         assert step.graph.replays == 3 * 4 - WARMUP  # the partial batches ran eagerly
-        assert isinstance(step.optimizer.lr, torch.Tensor)  # filled in place by the schedule
+        rule = step.optimizer.rules[0] if stacked else step.optimizer
+        assert isinstance(rule.lr, torch.Tensor)  # filled in place by the schedule
         if name == "adam":
-            assert int(step.optimizer.t) == 3 * 5 and step.optimizer.state_dict()["t"] == 15
+            assert int(rule.t) == 3 * 5 and rule.state_dict()["t"] == 15
     else:
         assert step.refused.startswith("capture failed (operation not permitted")
     tol = 1e-6 if name == "sgd" else 1e-4  # Adam: its bias correction in float32 on the device

@@ -7,7 +7,7 @@ import torch
 from helpers import make_cfg
 from mlrefresh.data import dataset
 from mlrefresh.data.dataset import load_dataset
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
 
 
 def test_same_options_reuse_other_options_do_not():

@@ -11,7 +11,7 @@ from conftest import write_fake_mnist
 from helpers import FIGURES, TRAIN, cli, make_cfg
 from mlrefresh.errors import ConfigError
 from mlrefresh.plots.figures import GRAPHS
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
 
 
 def assert_picture(path, min_size=(300, 200)):

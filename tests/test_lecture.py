@@ -12,7 +12,7 @@ from mlrefresh.diagnostics import gradient_diagnostics, per_sample_dz
 from mlrefresh.errors import ConfigError
 from mlrefresh.models import build_model, wrong_start
 from mlrefresh.objective import Objective
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
 
 F64 = torch.float64
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mlrefresh.errors import ConfigError
-from mlrefresh.optim import build_optimizer
+from mlrefresh.optim import build_optimizer, check_optim
 
 CASES = [
     ({"name": "sgd", "lr": 0.1}, torch.optim.SGD, {"lr": 0.1}),
@@ -86,4 +86,4 @@ def test_constant_schedule_keeps_lr():
 )
 def test_bad_settings_are_refused(cfg, message):
     with pytest.raises(ConfigError, match=message):
-        build_optimizer(cfg, [torch.nn.Parameter(torch.zeros(1))], 1)
+        check_optim(cfg)

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from helpers import TRAIN, cli, make_cfg, snapshot, start, wait_for_epoch
 from mlrefresh.errors import ResumeError
 from mlrefresh.runs.checkpoint import LAST
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
 
 LONG = ["dataset.n_train=20000", "trainer.epochs=12"]
 

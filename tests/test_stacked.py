@@ -18,9 +18,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from helpers import SUMMARIZE, make_cfg
 from hydra_plugins.mlrefresh_plugins.stacked_launcher import group_key
 from mlrefresh.errors import DivergedError, OutputError
-from mlrefresh.models import StackedLinear, build_model, model_slice, stack_models
+from mlrefresh.models import build_model
 from mlrefresh.optim import build_optimizer
-from mlrefresh.train import _same_rows, train, train_stacked
+from mlrefresh.runs.run import train
+from mlrefresh.sweeps.stacked_model import (
+    StackedLinear,
+    StackedOptimizer,
+    model_slice,
+    stack_models,
+)
+from mlrefresh.sweeps.stacking import same_rows as _same_rows
+from mlrefresh.sweeps.stacking import train_stacked
 from test_sweeps import MIXED, check_mixed, ctrl_c_when_two_jobs_saved, read_csv, run
 
 TOLERANCE = 1e-5  # the issue asks for 0.003; stacking changes only the order of float sums
@@ -77,7 +85,8 @@ def test_stacked_optimizer_equals_one_optimizer_per_model(name):
     models = [build_model("softmax", 4, 3, "normal", 1.0).double() for _ in configs]
     stack = stack_models(models)
     alone = [build_optimizer(c, m.parameters(), 6) for c, m in zip(configs, models)]
-    stacked, schedule = build_optimizer(configs, stack.parameters(), 6)
+    stacked = StackedOptimizer(configs, stack.parameters(), 6)
+    schedule = stacked.schedule
     x, t = torch.randn(2, 8, 4, dtype=torch.float64), torch.randint(0, 3, (2, 8))
     for step in range(6):
         for m, (model, (optimizer, own_schedule)) in enumerate(zip(models, alone)):

@@ -12,7 +12,7 @@ from conftest import write_fake_mnist
 from helpers import make_cfg
 from mlrefresh.errors import ConfigError, DataError, DivergedError
 from mlrefresh.models import build_model
-from mlrefresh.train import train
+from mlrefresh.runs.run import train
 
 VALID = [
     ("logistic", "ce"),

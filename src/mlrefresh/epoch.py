@@ -1,95 +1,79 @@
-"""One epoch of training, for one model or for M stacked models: the steps, then the metrics.
+"""One epoch of training for one model: the steps, then the metrics.
 
-The same code trains an ordinary run (one model, inputs [B, D]) and a stacked sweep (M models
-of one shape made into one by models.stack_models, inputs [M, B, D]): each model has its own
-batch order (perm [N] or [M, N]), `x[idx]` gathers each model's batch, the objective sums the
-models' mean losses, the optimizer updates every model with its own settings. The step loop
-keeps the logits it computed (and the gradient norms) on the device and never waits for it: no
+Each epoch has its own batch order `perm`; `x[idx]` gathers a batch, the objective's loss is
+differentiated by the loss Function's own backward, the optimizer updates. The step loop keeps
+the logits it computed (and the gradient norms) on the device and never waits for them: no
 .item(), no host sync. At the end of the epoch every metric is computed from those logits, as
-seen during the epoch's steps, and from one pass over the validation set, for each model; the
-caller reads them all in one sync.
+seen during the epoch's steps, and from one pass over the validation set; the caller reads them
+all in one sync.
 
-Example (two logistic regressions, each its own batch order):
+Example:
     >>> import torch
-    >>> from mlrefresh.models import build_model, stack_models
+    >>> from mlrefresh.models import build_model
     >>> from mlrefresh.objective import Objective
     >>> from mlrefresh.optim import build_optimizer
     >>> from mlrefresh.epoch import make_step, train_epoch
-    >>> model = stack_models([build_model("logistic", 2, 2) for _ in range(2)])
+    >>> model = build_model("logistic", 2, 2)
     >>> objective = Objective("ce", model)
-    >>> sgd = [{"name": "sgd", "lr": 0.1}] * 2  # per model: lr, momentum, weight decay
-    >>> optimizer, schedule = build_optimizer(sgd, model.parameters(), total_steps=1)
+    >>> optimizer, schedule = build_optimizer({"name": "sgd", "lr": 0.1}, model.parameters(), 1)
     >>> x, t = torch.randn(8, 2), torch.tensor([0.0, 1.0] * 4)
-    >>> perm = torch.stack([torch.randperm(8), torch.randperm(8)])
-    >>> step = make_step(model, objective, optimizer, x, t, stacked=True)
-    >>> z, t_seen, norms = train_epoch(step, schedule, t, 4, perm, step0=0)
+    >>> step = make_step(model, objective, optimizer, x, t)
+    >>> z, t_seen, norms = train_epoch(step, schedule, t, 4, torch.randperm(8), step0=0)
     >>> z.shape, t_seen.shape, len(norms)
-    (torch.Size([2, 8]), torch.Size([2, 8]), 2)
+    (torch.Size([8]), torch.Size([8]), 2)
 """
 
 import torch
 
 from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
-from mlrefresh.runs import signals
 
-__all__ = ["epoch_metrics", "grad_norms", "log_line", "make_step", "step_norms", "train_epoch"]
-
-
-def grad_norms(params, stacked: bool) -> list[torch.Tensor]:
-    """The norm of each parameter's gradient: 0-dim (one kernel launch for all), or [M] for
-    stacked parameters (one norm per model)."""
-    grads = [p.grad for p in params]
-    if not stacked:
-        return torch._foreach_norm(grads)
-    return [torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads]
+__all__ = ["epoch_metrics", "log_line", "make_step", "rows", "step_norms", "train_epoch"]
 
 
-def _rows(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """a[idx] for an index of any shape ([B], or [M, B]: a batch per model): index_select on
-    the flattened index, 2.5x faster on the CPU than advanced indexing with a 2-D index."""
+def rows(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """a[idx] for an index of any shape: index_select on the flattened index, 2.5x faster on
+    the CPU than advanced indexing with a 2-D index."""
     return torch.index_select(a, 0, idx.reshape(-1)).view(*idx.shape, *a.shape[1:])
 
 
-def make_step(model, objective, optimizer, x, t, stacked: bool, same_rows: int = 1):
-    """step(idx): one training step on the rows idx ([B], or [M, B]) of (x, t): forward, the
-    loss, its backward, the gradient norms, the update. Returns the (detached) logits and the
-    norms. capture.GraphedStep replays the same function as a CUDA graph. same_rows = r: each r
-    consecutive models have the same batches (the same seed): their inputs are read once."""
+def make_step(model, objective, optimizer, x, t):
+    """step(idx): one training step on the rows idx of (x, t): forward, the loss, its backward,
+    the gradient norms, the update. Returns the (detached) logits and the norms (one 0-dim
+    tensor per parameter). capture.GraphedStep replays the same function as a CUDA graph."""
     params = list(model.parameters())
 
     def step(idx):
-        z = model(_rows(x, idx[::same_rows] if same_rows > 1 else idx))
-        loss = objective.loss(z, _rows(t, idx))
+        z = model(rows(x, idx))
+        loss = objective.loss(z, rows(t, idx))
         optimizer.zero_grad()
         loss.backward()
-        norms = grad_norms(params, stacked)
+        norms = torch._foreach_norm([p.grad for p in params])  # one kernel launch for all
         optimizer.step()
         return z.detach(), norms
 
     return step
 
 
-def train_epoch(step, schedule, t, batch_size, perm, step0):
-    """One pass in the order `perm` ([N], or [M, N] for stacked models), step (make_step) by
-    step, the schedule setting each step's learning rate first. Returns what the epoch's
-    metrics are computed from: the logits of every step, the targets t in the same order, and
-    per-step gradient norms; or None when a signal asked to stop. Keeping the logits costs
-    N x K floats per model and epoch (2.4 MB for MNIST)."""
+def train_epoch(step, schedule, t, batch_size, perm, step0, stop=lambda: False):
+    """One pass in the order `perm` (the batches split along its last dimension), step
+    (make_step) by step, the schedule setting each step's learning rate first. Returns what the
+    epoch's metrics are computed from: the logits of every step, the targets t in the same
+    order, and per-step gradient norms; or None when stop() said so at a step boundary (Ctrl-C,
+    SIGTERM). Keeping the logits costs N x K floats per epoch (2.4 MB for MNIST)."""
     logits, norms = [], []
     for i, idx in enumerate(perm.split(min(batch_size, perm.shape[-1]), dim=-1)):
-        if signals.pending() is not None:  # Ctrl-C or SIGTERM: stop at this step boundary
+        if stop():
             return None
         schedule(step0 + i)
         z, step_norms = step(idx)
         logits.append(z)
         norms.append(step_norms)
-    return torch.cat(logits, dim=perm.dim() - 1), _rows(t, perm), norms
+    return torch.cat(logits, dim=perm.dim() - 1), rows(t, perm), norms
 
 
 def step_norms(norms) -> torch.Tensor:
-    """The gradient norms train_epoch kept, as one tensor [steps, parameters, M] (M = 1 for
-    one model): model m's are [..., m]."""
-    return torch.stack([g for step in norms for g in step]).view(len(norms), len(norms[0]), -1)
+    """The gradient norms train_epoch kept, as one tensor [steps, parameters, ...]."""
+    return torch.stack([torch.stack(step) for step in norms])
 
 
 @torch.no_grad()

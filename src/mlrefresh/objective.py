@@ -56,16 +56,11 @@ class Objective:
         if self.binary:
             return y.float()
         if self.one_hot:
-            return F.one_hot(y, self.model.linear.out_features).float()
+            return F.one_hot(y, self.model.num_classes).float()
         return y
 
     def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The mean loss over the rows of z; for M stacked models (z [M, N(, K)], t [M, N(, K)],
-        see models.stack_models) the sum over models of each model's mean, so that each model's
-        gradient is the one it would have alone: the same Functions on the M*N rows, times M."""
-        if z.dim() > (1 if self.binary else 2):
-            models = z.shape[0]
-            return self.loss(z.flatten(0, 1), t.flatten(0, 1)) * models
+        """The mean loss over the rows of z."""
         # check=False: labels were validated when the data was loaded; no host sync per step
         if self.loss_name == "square":
             return square_loss(self.model.output(z), t, check=False)

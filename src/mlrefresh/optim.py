@@ -6,10 +6,9 @@ torch._dynamo (torch.optim's first step imports it, about 1 s of start-up here),
 less per step. The learning rate lives in `optimizer.lr`; `schedule(step)` sets it before
 each step: `constant`, or `cosine` from `lr` down to 0 over the whole run.
 
-For M stacked models (parameters [M, ...], see models.stack_models) `build_optimizer` takes a
-list of M configs: lr, momentum and weight decay may differ per model (a tensor [M] where they
-differ, broadcast over each parameter's model dimension; a plain number where they agree);
-`state_dict(m)` is model m's part, the state its own optimizer would have.
+lr, momentum and weight decay are numbers, or tensors that broadcast against every parameter
+(the stacked jobs of sweeps/stacking.py give each parameter its own). `check_optim` refuses a
+bad setting; the config's validation pass (validate.py) runs it once, before any work.
 
 Example:
     >>> import torch
@@ -27,19 +26,7 @@ import torch
 from mlrefresh import checks
 from mlrefresh.errors import ConfigError
 
-__all__ = ["OPTIM_KEYS", "SGD", "Adam", "build_optimizer", "check_optim", "per_model"]
-
-
-def per_model(values: list[float], device="cpu"):
-    """One setting for each of M models: the number itself when all agree, else a tensor [M]."""
-    if all(v == values[0] for v in values):
-        return values[0]
-    return torch.tensor(values, dtype=torch.float32, device=device)
-
-
-def _along(value, p: torch.Tensor):
-    """A per-model tensor [M] shaped to broadcast over a stacked parameter [M, ...]."""
-    return value.view(-1, *(1,) * (p.dim() - 1)) if isinstance(value, torch.Tensor) else value
+__all__ = ["OPTIM_KEYS", "SGD", "Adam", "build_optimizer", "check_optim"]
 
 
 def _nonzero(value) -> bool:
@@ -47,28 +34,17 @@ def _nonzero(value) -> bool:
 
 
 def _add_scaled_(p: torch.Tensor, g: torch.Tensor, alpha) -> torch.Tensor:
-    """p += alpha * g, alpha a number or a per-model tensor."""
+    """p += alpha * g, alpha a number or a tensor."""
     if isinstance(alpha, torch.Tensor):
-        return p.add_(g * _along(alpha, p))
+        return p.add_(g * alpha)
     return p.add_(g, alpha=alpha)
 
 
 def _plus(g: torch.Tensor, p: torch.Tensor, alpha) -> torch.Tensor:
-    """g + alpha * p, a new tensor (weight decay), alpha a number or a per-model tensor."""
+    """g + alpha * p, a new tensor (weight decay), alpha a number or a tensor."""
     if isinstance(alpha, torch.Tensor):
-        return g + p * _along(alpha, p)
+        return g + p * alpha
     return g.add(p, alpha=alpha)
-
-
-def _part(state, m):
-    """Model m's part of an optimizer state (tensors sliced along their model dimension)."""
-    if m is None:
-        return state
-    if isinstance(state, torch.Tensor):
-        return state[m]
-    if isinstance(state, list):
-        return [_part(v, m) for v in state]
-    return state
 
 
 class _Rule:
@@ -103,12 +79,18 @@ class SGD(_Rule):
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.velocity = None
 
-    def state_dict(self, m=None) -> dict:
-        """What the next steps depend on (for last.pt): the momentum buffers, if any yet; of
-        model m alone for stacked models."""
+    def state_dict(self) -> dict:
+        """What the next steps depend on (for last.pt): the momentum buffers, if any yet."""
         if self.velocity is None:
             return {"velocity": None}
-        return {"velocity": [_part(v, m).clone() for v in self.velocity]}
+        return {"velocity": [v.clone() for v in self.velocity]}
+
+    def expected_state(self) -> dict:
+        """What a saved state must look like (resume checks it): momentum buffers shaped like
+        the parameters, or none without momentum."""
+        if not _nonzero(self.momentum):
+            return {"velocity": None}
+        return {"velocity": [p.detach() for p in self.params]}
 
     def load_state_dict(self, state: dict) -> None:
         velocity = state["velocity"]
@@ -126,7 +108,7 @@ class SGD(_Rule):
                 self.velocity = [g.clone() for g in grads]
             else:
                 for v, g in zip(self.velocity, grads):
-                    v.mul_(_along(self.momentum, v)).add_(g)
+                    v.mul_(self.momentum).add_(g)
             grads = self.velocity
         scale = -self.lr  # once per step, also when lr is a tensor
         for p, g in zip(self.params, grads):
@@ -150,11 +132,13 @@ class Adam(_Rule):
         self.s = [torch.zeros_like(p) for p in self.params]
         self.t = 0
 
-    def state_dict(self, m=None) -> dict:
-        """What the next steps depend on (for last.pt): both moments and the step count; of
-        model m alone for stacked models."""
-        return {"m": [_part(v, m).clone() for v in self.m],
-                "s": [_part(v, m).clone() for v in self.s], "t": int(self.t)}  # fmt: skip
+    def state_dict(self) -> dict:
+        """What the next steps depend on (for last.pt): both moments and the step count."""
+        return {"m": [v.clone() for v in self.m], "s": [v.clone() for v in self.s],
+                "t": int(self.t)}  # fmt: skip
+
+    def expected_state(self) -> dict:
+        return self.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.m = [m.to(p.device, p.dtype) for m, p in zip(state["m"], self.params)]
@@ -175,7 +159,7 @@ class Adam(_Rule):
             s.mul_(b2).addcmul_(g, g, value=1 - b2)
             denominator = (s.sqrt() / root_correction).add_(self.eps)
             if isinstance(step_size, torch.Tensor):
-                p.sub_(m / denominator * _along(step_size, p))
+                p.sub_(m / denominator * step_size)
             else:
                 p.addcdiv_(m, denominator, value=-step_size)
 
@@ -206,20 +190,12 @@ def check_optim(cfg) -> None:
 
 def build_optimizer(cfg, params, total_steps: int):
     """(optimizer, schedule) where schedule(step) sets optimizer.lr for that step (0-based).
-    cfg: one optim config, or a list of M for stacked parameters (the same name, betas and
-    schedule; lr, momentum and weight decay per model)."""
-    cfgs = list(cfg) if isinstance(cfg, (list, tuple)) else [cfg]
-    for one in cfgs:
-        check_optim(one)
-    cfg, params = cfgs[0], list(params)
-    device = params[0].device if params else "cpu"
-
-    def setting(key, default=0.0):
-        return per_model([float(one.get(key, default)) for one in cfgs], device)
-
-    lr, decay = setting("lr"), setting("weight_decay")
+    cfg: name, lr and the rule's settings (numbers, or tensors that broadcast against every
+    parameter), checked already (check_optim)."""
+    params = list(params)
+    lr, decay = cfg["lr"], cfg.get("weight_decay", 0.0)
     if cfg["name"] == "sgd":
-        optimizer = SGD(params, lr, momentum=setting("momentum"), weight_decay=decay)
+        optimizer = SGD(params, lr, momentum=cfg.get("momentum", 0.0), weight_decay=decay)
     else:
         optimizer = Adam(
             params, lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), weight_decay=decay

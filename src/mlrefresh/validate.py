@@ -70,7 +70,5 @@ def refuse_bad_config(cfg):
     data_options = OmegaConf.to_container(cfg.dataset, resolve=True)
     data_name = data_options.pop("name")
     num_classes = expected_num_classes(data_name, data_options)
-    m = cfg.model
-    check_model(model_name, num_classes, m.init, m.init_scale, m.get("hidden", 16),
-                m.get("activation", "tanh"))  # fmt: skip
+    check_model(model_name, num_classes, **{k: v for k, v in cfg.model.items() if k != "name"})
     return device, data_name, data_options

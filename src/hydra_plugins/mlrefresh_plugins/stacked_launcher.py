@@ -3,12 +3,13 @@
 Jobs whose configs agree in everything but `seed`, `optim.lr`, `optim.momentum`,
 `optim.weight_decay`, `model.init` and `model.init_scale` (so: the same data, model shape,
 loss, batch size, epochs, optimizer kind and schedule, device) form a group, trained as one
-stacked model by mlrefresh.train.train_stacked: each job with its own settings, seed, batch
-order, folder and files, as it would be alone. Then every job goes through Hydra's own
-run_job, as under the basic launcher (.hydra/, train.log, callbacks, the sweep summary): a
-stacked job's task returns the outcome it already has. Jobs that cannot be grouped (alone in
-their group, resumed, refused, or their data cannot be loaded) run one by one, as under the
-basic launcher.
+stacked model by mlrefresh.sweeps.stacking.train_stacked: each job with its own settings, seed,
+batch order, folder and files, as it would be alone. Then every job runs its task function
+through Hydra's own run_job, as under the basic launcher (.hydra/, train.log, callbacks, the
+sweep summary): train(cfg) finds the job's run finished in its folder (or continues it from its
+last.pt: a job the stack could not finish ends as it would alone). Jobs that cannot be grouped
+(alone in their group, resumed, refused, or their data cannot be loaded) run one by one, as
+under the basic launcher.
 
 Example:
     python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
@@ -27,7 +28,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
-from mlrefresh.train import train_stacked
+from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
 
 __all__ = ["StackedLauncher", "group_key"]
@@ -129,10 +130,13 @@ class StackedLauncher(Launcher):
             numbers = ", ".join(f"#{initial_job_idx + i}" for i in chunk)
             log.info(f"\tstacked: {numbers}")
             try:
-                train_stacked([(tasks[i], self._folder(configs[i])) for i in chunk])
+                outcomes = train_stacked([(tasks[i], self._folder(configs[i])) for i in chunk])
             except UserError as exc:  # the data cannot be loaded: each job says so itself
                 log.info(f"\tthese jobs run one by one ({exc})")
                 continue
+            ended = sum(not isinstance(o, dict) for o in outcomes.values())
+            log.info(f"\tstack trained: {len(chunk) - ended} finished, {ended} ended early "
+                     "(each job's own lines follow)")  # fmt: skip
             trained.update(chunk)
         runs, stopped = [], None
         for i, sweep_config in enumerate(configs):

@@ -95,10 +95,12 @@ def to_cpu(tree):
     return tree
 
 
-def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, seconds) -> None:
+def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, seconds,
+              **extra) -> None:  # fmt: skip
     """last.pt after `epoch`: the model's and the optimizer's state_dict, the RNG states that
-    decide what happens next (the batch-order generator and torch's global one), the metrics of
-    every epoch so far and the resolved config. Loadable with torch.load(..., weights_only=True)."""
+        decide what happens next (the batch-order generator and torch's global one), the metrics of
+        every epoch so far and the resolved config (and `extra`: `stack`, the number of jobs trained
+    together, for a job of sweeps/stacking.py). Loadable with torch.load(..., weights_only=True)."""
     rng = {"batch_order": generator.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -110,6 +112,7 @@ def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, s
         "history": history,
         "config": config,
         "seconds": seconds,
+        **extra,
     }
     save_torch(os.path.join(run_dir, LAST), state)
 

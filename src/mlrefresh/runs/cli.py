@@ -35,9 +35,9 @@ from mlrefresh.runs.console import (
     quiet_broken_pipe,
     quiet_writer_threads,
 )
+from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
 from mlrefresh.sweeps.launchers import cores, job_threads
-from mlrefresh.train import train
 
 __all__ = ["exit_status", "launch", "run_job"]
 

@@ -1,10 +1,10 @@
-"""A job's own part of training: its config, folder, batch order, log, event file and files.
+"""A job's own part of training: its config, folder, log, event file, last.pt and results.
 
-An ordinary run is one job; a stacked sweep (train.train_stacked) trains M jobs as one model.
-Either way each job keeps what a run alone would have: its generator (its batch order), its
-history, its TensorBoard writer, its last.pt after each epoch (its model's slice of a stack),
-and at the end its model.pt and metrics.json. A stacked job keeps its log lines (`keep_log`)
-until its Hydra job replays them into its own train.log; an ordinary run logs them at once.
+An ordinary run is one job (runs/run.py); a stacked sweep (sweeps/stacking.py) trains M jobs
+as one model. Either way each job keeps what a run alone would have: its history, its
+TensorBoard writer, its last.pt after each epoch, and at the end its model.pt and
+metrics.json. Where the job's weights live is the trainer's business: `state_of` gives the
+job's model and optimizer state (its own model, or its slice of a stack).
 
 Example (what train() does with it, in short):
     >>> job = Job(cfg, run_dir, model, generator, "cpu")  # doctest: +SKIP
@@ -57,9 +57,10 @@ def interrupted(job, epoch, epochs) -> signals.Interrupted:
 
 
 class Job:
-    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, keep_log=False):
+    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, quiet=False):
         self.cfg, self.run_dir, self.model, self.generator = cfg, run_dir, model, generator
         self.device = device
+        self.quiet = quiet  # a stacked job: its own Hydra job logs its lines (runs/run.py)
         resolved = OmegaConf.to_container(cfg, resolve=True)
         resolved.pop("hydra", None)
         resolved["trainer"]["resume"] = None  # the config the run was started with
@@ -67,10 +68,13 @@ class Job:
         self.history: list[dict] = []  # the metrics of every finished epoch
         self.saved_epoch = 0  # the epoch last.pt holds
         self.seconds = 0.0  # training time of the epochs before this process
-        self.records = [] if keep_log else None
         self.outcome = None  # the final metrics, or the error that ended the job
         self.writer = None
-        self.run, self.index, self._state = None, 0, state
+        self.extra = {}  # more fields for last.pt (a stack says how many jobs it trained)
+        self._state = state
+        self.state_of = lambda: (self.model.state_dict(), self.optimizer.state_dict())
+        self.optimizer = None
+        self.copy_to_draw = False  # self.model is a copy, loaded from state_of to be drawn
         try:
             os.makedirs(run_dir, exist_ok=True)  # Hydra made it; train(cfg, run_dir) may not
         except OSError as exc:
@@ -86,31 +90,18 @@ class Job:
             self.saved_epoch = state["epoch"]
             self.seconds = float(state["seconds"])
 
-    def attach(self, run, index: int) -> None:
-        """The training this job is model `index` of (train._Run); restores its optimizer."""
-        self.run, self.index = run, index
+    def restore_optimizer(self, optimizer) -> None:
+        """The optimizer this job's last.pt saves; its saved state restored on resume."""
+        self.optimizer = optimizer
         if self._state is not None:
             saved = self._state["optimizer"]
-            expected = run.optimizer.state_dict(index if len(run.jobs) > 1 else None)
-            if expected.get("velocity", 0) is None and isinstance(saved.get("velocity"), list):
-                expected = {"velocity": list(run.model_state(index).values())}  # momentum buffers
-            check_tensors(self.run_dir, "optimizer state", saved, expected)
-            run.optimizer.load_state_dict(saved)
+            check_tensors(self.run_dir, "optimizer state", saved, optimizer.expected_state())
+            optimizer.load_state_dict(saved)
             self._state = None
 
     def log(self, message: str) -> None:
-        if self.records is None:
+        if not self.quiet:
             log.info(message)
-        else:
-            self.records.append(log.makeRecord(log.name, logging.INFO, __file__, 0, message,
-                                               None, None))  # fmt: skip
-
-    def replay_log(self) -> None:
-        """The lines kept while stacked, now into this Hydra job's log, with their times."""
-        for record in self.records or ():
-            if log.isEnabledFor(record.levelno):
-                log.handle(record)
-        self.records = None
 
     def open_writer(self) -> None:
         if self.cfg.trainer.get("tensorboard", True):
@@ -139,9 +130,6 @@ class Job:
         self.outcome = exc
         self.close_writer(False)
 
-    def model_state(self) -> dict:
-        return self.run.model_state(self.index)
-
     def diverged(self, values: dict, epoch: int) -> bool:
         """Ends the job with a DivergedError if its loss is not finite."""
         bad = [v for v in (values["loss/train"], values["loss/val"]) if not math.isfinite(v)]
@@ -158,14 +146,14 @@ class Job:
             self.writer.scalars(epoch, values)
             if trainer.get("images", True):
                 at = epoch in (1, trainer.epochs) or epoch % trainer.get("image_every", 10) == 0
-                if at and self.run.stacked:  # this job's own model, for its images
-                    self.model.load_state_dict(self.model_state())
+                if at and self.copy_to_draw:  # the job's weights live in a stack
+                    self.model.load_state_dict(self.state_of()[0])
                 self.writer.pictures(epoch, self.model, data, z_val, image=at)
         if epoch % trainer.get("checkpoint_every", 1) == 0 or epoch == trainer.epochs:
-            save_last(self.run_dir, epoch=epoch, model=self.model_state(),
-                      optimizer=self.run.optimizer_state(self.index), generator=self.generator,
-                      history=self.history, config=self.resolved,
-                      seconds=self.seconds + seconds)  # fmt: skip
+            model, optimizer = self.state_of()
+            save_last(self.run_dir, epoch=epoch, model=model, optimizer=optimizer,
+                      generator=self.generator, history=self.history, config=self.resolved,
+                      seconds=self.seconds + seconds, **self.extra)  # fmt: skip
             self.saved_epoch = epoch
 
     def save(self, device, seconds) -> dict:
@@ -179,7 +167,7 @@ class Job:
         }
         for key in ("nll/val", "kl/val", "entropy/val"):
             result.setdefault(key, None)
-        weights = to_cpu(self.model_state())  # loadable without a GPU
+        weights = to_cpu(self.state_of()[0])  # loadable without a GPU
         save_torch(os.path.join(self.run_dir, "model.pt"),
                    {"state_dict": weights, "config": self.resolved, "metrics": result})  # fmt: skip
         save_json(os.path.join(self.run_dir, "metrics.json"), result)

@@ -25,9 +25,16 @@ from omegaconf import OmegaConf
 
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ResumeError
-from mlrefresh.runs.checkpoint import load_last
+from mlrefresh.runs.checkpoint import LAST, load_last
 
-__all__ = ["FREE_KEYS", "check_state", "check_tensors", "command_line_keys", "resume_config"]
+__all__ = [
+    "FREE_KEYS",
+    "check_state",
+    "check_tensors",
+    "command_line_keys",
+    "own_last",
+    "resume_config",
+]
 
 FREE_KEYS = ("trainer.resume", "trainer.epochs")  # may differ from the saved config
 
@@ -164,3 +171,18 @@ def resume_config(cfg, keys: list[str] | None):
     merged.trainer.epochs = epochs
     merged.trainer.resume = run_dir
     return merged, state
+
+
+def own_last(run_dir, cfg) -> dict | None:
+    """The checked state of run_dir/last.pt when it was saved by this very run (the same
+    resolved config: a job a stack trained, see sweeps/stacking.py), else None."""
+    if not os.path.isfile(os.path.join(run_dir, LAST)):
+        return None
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    resolved["trainer"]["resume"] = None  # as Job saves it
+    state = load_last(run_dir)
+    if state["config"] != resolved:
+        return None  # another run's: this run starts afresh and replaces it
+    check_state(state, run_dir)
+    return state
