@@ -12,8 +12,8 @@ steps, the validation logits), on the device, and read in the epoch's one host s
   p_true(.|x) and the mean KL(p_true || p_model) over the validation inputs, so that
   nll/val = entropy/val + kl/val up to sampling noise: maximum likelihood is minimum KL.
 
-dL_i/dz_i comes from the loss Functions' own backward formulas (`losses.sample_grad`), carried
-through the output unit by autograd, so it is the same number the training step uses, times N.
+dL_i/dz_i comes from the loss Function's own backward (losses.py), carried through the output
+unit by autograd: the same number the training step uses, times N, for any loss in LOSSES.
 
 Example:
     >>> import torch
@@ -29,24 +29,19 @@ Example:
 
 import torch
 
-from mlrefresh.losses import sample_grad
-
 __all__ = ["STALLED_BELOW", "gradient_diagnostics", "likelihood_diagnostics"]
 
 STALLED_BELOW = 0.01  # |dL_i/dz_i| under this, for a misclassified sample: "stalled"
 
 
 def per_sample_dz(objective, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """dL_i/dz_i for every sample ([N] or [N, K]): the loss's own formula at the unit's output,
-    then the unit's derivative by autograd (sigmoid: y(1-y); clamped: 0 outside [0, 1])."""
-    model = objective.model
-    if objective.loss_name == "ce":
-        return sample_grad("bernoulli" if objective.binary else "softmax", z, t)
+    """dL_i/dz_i for every sample ([N] or [N, K]): the backward of the mean loss, times N (each
+    sample's loss depends on its own logits only), through the unit for a loss on outputs
+    (sigmoid: y(1-y); clamped: 0 outside [0, 1])."""
     with torch.enable_grad():
         z = z.detach().requires_grad_()
-        y = model.output(z)
-        (dz,) = torch.autograd.grad(y, z, grad_outputs=sample_grad("square", y.detach(), t))
-    return dz
+        (dz,) = torch.autograd.grad(objective.loss(z, t), z)
+    return dz * z.shape[0]
 
 
 @torch.no_grad()

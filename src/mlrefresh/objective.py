@@ -7,7 +7,8 @@
 
 Cross-entropy needs a probability, so it pairs only with the sigmoid and softmax units. The
 NLL metric (nats) is defined for the same units, whatever the loss, so that square-loss runs
-can be compared with cross-entropy runs on likelihood.
+can be compared with cross-entropy runs on likelihood. Which function a loss name means, what
+it is computed on and which targets it takes is losses.LOSSES; nothing here names a loss.
 
 Example:
     >>> import torch
@@ -24,32 +25,40 @@ import torch
 import torch.nn.functional as F
 
 from mlrefresh.errors import ConfigError
-from mlrefresh.losses import bernoulli_ce, softmax_ce, square_loss
+from mlrefresh.losses import LOSSES, bernoulli_ce, softmax_ce
 from mlrefresh.units import PROBABILISTIC_UNITS
 
-__all__ = ["LOSSES", "Objective", "check_pair"]
-
-LOSSES = ("square", "ce")
+__all__ = ["Objective", "check_pair"]
 
 
 def check_pair(loss: str, model_name: str, unit: str) -> None:
     if loss not in LOSSES:
         raise ConfigError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if loss == "ce" and unit not in PROBABILISTIC_UNITS:
+    units = LOSSES[loss].units
+    if units is None or unit in units:
+        return
+    if LOSSES[loss].is_nll:  # a likelihood: of a probability
         raise ConfigError(
-            f"loss=ce needs a probability output, but model={model_name} has the {unit} unit; "
-            f"use loss=square with model={model_name}, or loss=ce with model=logistic"
+            f"loss={loss} needs a probability output, but model={model_name} has the {unit} "
+            f"unit; use loss=square with model={model_name}, or loss={loss} with model=logistic"
         )
+    raise ConfigError(
+        f"loss={loss} pairs with the {', '.join(sorted(units))} unit(s), but model={model_name} "
+        f"has the {unit} unit; choose another loss or model"
+    )
 
 
 class Objective:
     def __init__(self, loss: str, model):
         self.model = model
         self.loss_name = loss
+        spec = LOSSES[loss]
         self.binary = model.binary
-        self.loss_is_nll = loss == "ce"
+        self.loss_is_nll = spec.is_nll
         self.has_nll = model.unit in PROBABILISTIC_UNITS
-        self.one_hot = loss == "square" and not model.binary
+        self.one_hot = spec.one_hot and not model.binary
+        self._on_logits = spec.on_logits
+        self._loss = spec.binary if model.binary else spec.multi
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """Training targets for labels y, built once per split: 0/1 floats, one-hot or indices."""
@@ -60,13 +69,9 @@ class Objective:
         return y
 
     def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The mean loss over the rows of z."""
+        """The mean loss over the rows of z, on the logits or on the unit's output y."""
         # check=False: labels were validated when the data was loaded; no host sync per step
-        if self.loss_name == "square":
-            return square_loss(self.model.output(z), t, check=False)
-        if self.binary:
-            return bernoulli_ce(z, t, check=False)
-        return softmax_ce(z, t, check=False)
+        return self._loss(z if self._on_logits else self.model.output(z), t, check=False)
 
     @torch.no_grad()
     def nll(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
