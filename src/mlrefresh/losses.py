@@ -183,7 +183,7 @@ def square_loss(y: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torc
     if y.dim() not in (1, 2):
         raise ValueError(f"square_loss: outputs must be [N] or [N, K], got {tuple(y.shape)}")
     _check_batch("square_loss", y)
-    return _apply(SquareLoss, y, t.to(y.dtype))
+    return _apply(0, y, t.to(y.dtype))
 
 
 def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -198,7 +198,7 @@ def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> tor
     if check and _any(lambda: (t != 0) & (t != 1)):
         bad = t[(t != 0) & (t != 1)][0].item()
         raise ValueError(f"bernoulli_ce: targets must be 0 or 1, found {bad}")
-    return _apply(BernoulliCE, z, t)
+    return _apply(1, z, t)
 
 
 def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -215,7 +215,7 @@ def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch
     if check and _any(lambda: (t < 0) | (t >= k)):
         bad = t[(t < 0) | (t >= k)][0].item()
         raise ValueError(f"softmax_ce: class index {bad} is outside [0, {k}) for K={k} logits")
-    return _apply(SoftmaxCE, z, t)
+    return _apply(2, z, t)
 
 
 @dataclass(frozen=True)
@@ -290,11 +290,11 @@ def _any(bad) -> bool:
 # The same Functions minus their forward-mode rule, for torch.compile: Dynamo does not trace a
 # Function with a custom jvp (a graph break, an error under fullgraph=True).
 _NO_JVP = {"jvp": torch.autograd.Function.jvp}
-_FOR_COMPILE = {f: type(f.__name__, (f,), _NO_JVP) for f in (SquareLoss, BernoulliCE, SoftmaxCE)}
+_FOR_COMPILE = [type(f.__name__, (f,), _NO_JVP) for f in (SquareLoss, BernoulliCE, SoftmaxCE)]
 
 
-def _apply(function, *args):
-    """function.apply(*args); its copy without jvp while torch.compile traces."""
+def _apply(index, *args):
+    """Function `index` (0 square, 1 Bernoulli, 2 softmax), its copy without jvp if compiling."""
     if torch.compiler.is_compiling():
-        return _FOR_COMPILE[function].apply(*args)
-    return function.apply(*args)
+        return _FOR_COMPILE[index].apply(*args)
+    return (SquareLoss, BernoulliCE, SoftmaxCE)[index].apply(*args)
