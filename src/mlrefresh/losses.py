@@ -11,10 +11,11 @@ log(sigmoid(z)): a probability that underflows to 0 has a log of -inf. Square lo
 the output unit's y, so autograd's chain rule through the unit adds the saturation factor.
 
 Each per-sample gradient dL_i/dz_i is written once (`square_dy`, `bernoulli_dz`, `softmax_dz`)
-and used by the backward and by the diagnostics (`sample_grad`). The backward runs the formula
-in differentiable operations, so second derivatives (create_graph=True, a Hessian, a gradient
-penalty) are exact; `generate_vmap_rule = True` gives `torch.func.vmap`, `jacrev`, `hessian`;
-`jvp` gives forward mode (`torch.func.jvp`, `jacfwd`).
+and used by the backward and jvp; the diagnostics read it through the backward itself
+(diagnostics.per_sample_dz). The backward runs the formula in differentiable operations, so
+second derivatives (create_graph=True, a Hessian, a gradient penalty) are exact;
+`generate_vmap_rule = True` gives `torch.func.vmap`, `jacrev`, `hessian`; `jvp` gives forward
+mode (`torch.func.jvp`, `jacfwd`).
 
 Adding a loss: a Function and its wrapper here, an entry in LOSSES (the bottom of this file:
 what it is computed on, which output units it pairs with, the targets it takes), and
@@ -40,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce", "sample_grad",
+    "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce",
     "SquareLoss", "BernoulliCE", "SoftmaxCE",
 ]  # fmt: skip
 
@@ -60,18 +61,6 @@ def bernoulli_dz(z, t):
 def softmax_dz(p, t):
     """d/dz of -log softmax(z)[t], from p = softmax(z): p - onehot(t)."""
     return p.scatter_add(1, t.unsqueeze(1), p.new_full((p.shape[0], 1), -1.0))
-
-
-def sample_grad(loss: str, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """dL_i/dx_i for every sample i, not divided by N: `square` at outputs y, `bernoulli` and
-    `softmax` at logits z. What each backward returns, times N."""
-    if loss == "square":
-        return square_dy(x, t.to(x.dtype))
-    if loss == "bernoulli":
-        return bernoulli_dz(x, t.to(x.dtype))
-    if loss == "softmax":
-        return softmax_dz(_softmax(x), t)
-    raise ValueError(f"sample_grad: unknown loss {loss!r}; use square, bernoulli or softmax")
 
 
 # --- the three Functions: forward and backward side by side -----------------------------------

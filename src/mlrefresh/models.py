@@ -40,7 +40,7 @@ from mlrefresh.errors import ConfigError
 from mlrefresh.units import UNITS
 
 __all__ = ["MODELS", "MLP", "LinearModel", "Model", "build_model", "check_model", "model_keys",
-           "output_unit", "wrong_start"]  # fmt: skip
+           "model_options", "output_unit", "wrong_start"]  # fmt: skip
 
 INITS = ("zeros", "normal", "wrong")
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
@@ -179,6 +179,11 @@ def model_keys(name) -> tuple[str, ...]:
     """The keys of configs/model/<name>.yaml: `name` and the model's constructor keywords."""
     params = list(inspect.signature(_model(name).__init__).parameters)
     return ("name", *params[3:])  # after self, num_features, num_classes
+
+
+def model_options(model_cfg) -> dict:
+    """The constructor keywords a model config (configs/model/<name>.yaml) gives."""
+    return {key: model_cfg[key] for key in model_keys(model_cfg["name"])[1:] if key in model_cfg}
 
 
 def check_model(name, num_classes, **options) -> None:

@@ -35,7 +35,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mlrefresh.capture import GraphedStep
 from mlrefresh.epoch import epoch_metrics, make_step, step_norms, train_epoch
-from mlrefresh.models import build_model, model_keys, wrong_start
+from mlrefresh.models import build_model, model_options, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
 
@@ -47,7 +47,7 @@ def seeded_model(cfg, data):
     device = data.x_train.device
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    options = {key: cfg.model[key] for key in model_keys(cfg.model.name)[1:] if key in cfg.model}
+    options = model_options(cfg.model)
     model = build_model(cfg.model.name, data.num_features, data.num_classes, **options)
     model = model.to(device)
     if cfg.model.init == "wrong":
@@ -56,7 +56,9 @@ def seeded_model(cfg, data):
 
 
 class Training:
-    """One model with its objective, optimizer, schedule and step, on `data`'s device."""
+    """One model with its objective, optimizer, schedule and step, on `data`'s device.
+    (sweeps/stacking.py's StackedTraining replaces the optimizer, the step, the batch order
+    and the metrics for M stacked models; the rest is this.)"""
 
     def __init__(self, cfg, data, model=None, generator=None):
         if model is None:
@@ -64,14 +66,20 @@ class Training:
         self.model, self.generator = model, generator
         self.objective = Objective(cfg.loss.name, model)
         steps = cfg.trainer.epochs * math.ceil(len(data.x_train) / cfg.trainer.batch_size)
-        self.optimizer, self.schedule = build_optimizer(cfg.optim, model.parameters(), steps)
+        self.optimizer, self.schedule = self.build_optimizer(cfg, steps)
         self.t_train = self.objective.targets(data.y_train)
         self.t_val = self.objective.targets(data.y_val)
         self.p_val = data.posterior(data.x_val) if data.posterior is not None else None
-        step = make_step(model, self.objective, self.optimizer, data.x_train, self.t_train)
+        step = self.make_step(data.x_train)
         device = data.x_train.device
         graphs = cfg.trainer.get("cuda_graph", True) and device.type == "cuda"
         self.step = GraphedStep(step, self.optimizer, device) if graphs else step
+
+    def build_optimizer(self, cfg, total_steps: int):
+        return build_optimizer(cfg.optim, self.model.parameters(), total_steps)
+
+    def make_step(self, x: torch.Tensor):
+        return make_step(self.model, self.objective, self.optimizer, x, self.t_train)
 
     def perm(self, n: int, device) -> torch.Tensor:
         """This epoch's batch order."""

@@ -22,7 +22,7 @@ from mlrefresh import checks
 from mlrefresh.data import expected_num_classes
 from mlrefresh.device import resolve_device
 from mlrefresh.errors import ConfigError
-from mlrefresh.models import check_model, model_keys, output_unit
+from mlrefresh.models import check_model, model_keys, model_options, output_unit
 from mlrefresh.objective import check_pair
 from mlrefresh.optim import check_optim
 
@@ -70,5 +70,5 @@ def refuse_bad_config(cfg):
     data_options = OmegaConf.to_container(cfg.dataset, resolve=True)
     data_name = data_options.pop("name")
     num_classes = expected_num_classes(data_name, data_options)
-    check_model(model_name, num_classes, **{k: v for k, v in cfg.model.items() if k != "name"})
+    check_model(model_name, num_classes, **model_options(cfg.model))
     return device, data_name, data_options

@@ -27,6 +27,7 @@ import tempfile
 import warnings
 
 import torch
+from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, ResumeError
 
@@ -93,6 +94,15 @@ def to_cpu(tree):
     if isinstance(tree, (list, tuple)):
         return [to_cpu(v) for v in tree]
     return tree
+
+
+def saved_config(cfg) -> dict:
+    """The resolved config a run's last.pt and model.pt hold: without Hydra's node, and with
+    trainer.resume unset (the config the run was started with)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    resolved["trainer"]["resume"] = None
+    return resolved
 
 
 def save_last(run_dir, *, epoch, model, optimizer, generator, history, config, seconds,

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from mlrefresh.checks import flatten
 from mlrefresh.errors import DivergedError, OutputError, UserError
 from mlrefresh.runs import signals
-from mlrefresh.runs.checkpoint import save_json, save_last, save_torch, to_cpu
+from mlrefresh.runs.checkpoint import save_json, save_last, save_torch, saved_config, to_cpu
 from mlrefresh.runs.resume import check_tensors
 
 __all__ = ["Job", "interrupted"]
@@ -57,24 +57,21 @@ def interrupted(job, epoch, epochs) -> signals.Interrupted:
 
 
 class Job:
-    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, quiet=False):
+    """stack=(M, state_of) for one of M jobs trained as a stack (sweeps/stacking.py): state_of()
+    gives its (model, optimizer) state from the stack, its `model` is a copy that is loaded
+    from there to be drawn, and it logs nothing (its own Hydra job logs its lines, run.py)."""
+
+    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, stack=None):
         self.cfg, self.run_dir, self.model, self.generator = cfg, run_dir, model, generator
         self.device = device
-        self.quiet = quiet  # a stacked job: its own Hydra job logs its lines (runs/run.py)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        resolved.pop("hydra", None)
-        resolved["trainer"]["resume"] = None  # the config the run was started with
-        self.resolved = resolved
+        self.stack = stack
+        self.resolved = saved_config(cfg)
         self.history: list[dict] = []  # the metrics of every finished epoch
         self.saved_epoch = 0  # the epoch last.pt holds
         self.seconds = 0.0  # training time of the epochs before this process
         self.outcome = None  # the final metrics, or the error that ended the job
         self.writer = None
-        self.extra = {}  # more fields for last.pt (a stack says how many jobs it trained)
-        self._state = state
-        self.state_of = lambda: (self.model.state_dict(), self.optimizer.state_dict())
-        self.optimizer = None
-        self.copy_to_draw = False  # self.model is a copy, loaded from state_of to be drawn
+        self.optimizer, self._state = None, state
         try:
             os.makedirs(run_dir, exist_ok=True)  # Hydra made it; train(cfg, run_dir) may not
         except OSError as exc:
@@ -100,8 +97,14 @@ class Job:
             self._state = None
 
     def log(self, message: str) -> None:
-        if not self.quiet:
+        if self.stack is None:
             log.info(message)
+
+    def state_of(self) -> tuple[dict, dict]:
+        """This job's model and optimizer state: its own, or its part of its stack."""
+        if self.stack is not None:
+            return self.stack[1]()
+        return self.model.state_dict(), self.optimizer.state_dict()
 
     def open_writer(self) -> None:
         if self.cfg.trainer.get("tensorboard", True):
@@ -146,14 +149,15 @@ class Job:
             self.writer.scalars(epoch, values)
             if trainer.get("images", True):
                 at = epoch in (1, trainer.epochs) or epoch % trainer.get("image_every", 10) == 0
-                if at and self.copy_to_draw:  # the job's weights live in a stack
+                if at and self.stack is not None:  # the job's weights live in its stack
                     self.model.load_state_dict(self.state_of()[0])
                 self.writer.pictures(epoch, self.model, data, z_val, image=at)
         if epoch % trainer.get("checkpoint_every", 1) == 0 or epoch == trainer.epochs:
             model, optimizer = self.state_of()
             save_last(self.run_dir, epoch=epoch, model=model, optimizer=optimizer,
                       generator=self.generator, history=self.history, config=self.resolved,
-                      seconds=self.seconds + seconds, **self.extra)  # fmt: skip
+                      seconds=self.seconds + seconds,
+                      **({"stack": self.stack[0]} if self.stack else {}))  # fmt: skip
             self.saved_epoch = epoch
 
     def save(self, device, seconds) -> dict:

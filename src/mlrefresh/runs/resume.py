@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ResumeError
-from mlrefresh.runs.checkpoint import LAST, load_last
+from mlrefresh.runs.checkpoint import LAST, load_last, saved_config
 
 __all__ = [
     "FREE_KEYS",
@@ -178,11 +178,8 @@ def own_last(run_dir, cfg) -> dict | None:
     resolved config: a job a stack trained, see sweeps/stacking.py), else None."""
     if not os.path.isfile(os.path.join(run_dir, LAST)):
         return None
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    resolved.pop("hydra", None)
-    resolved["trainer"]["resume"] = None  # as Job saves it
     state = load_last(run_dir)
-    if state["config"] != resolved:
+    if state["config"] != saved_config(cfg):
         return None  # another run's: this run starts afresh and replaces it
     check_state(state, run_dir)
     return state

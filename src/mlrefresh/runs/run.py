@@ -1,6 +1,6 @@
 """train(cfg): one run in its folder: check the config, load the data, train, log, save.
 
-The lecture's loop is mlrefresh/train.py; this file gives it a run's folder and files (job.py),
+The lecture's loop is mlrefresh/train.py; this file gives it a run's folder and files (jobs.py),
 its log lines, Ctrl-C and SIGTERM (honoured at the next step boundary, see signals.py), and
 resume. After each epoch: the log line, the event file, and last.pt, so that an interrupted
 run loses at most the current epoch and `trainer.resume=<run dir>` continues exactly

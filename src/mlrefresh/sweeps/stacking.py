@@ -17,22 +17,18 @@ Example:
     0.994
 """
 
-import copy
 import itertools
 import logging
-import math
 import os
 
 import torch
 
-from mlrefresh.capture import GraphedStep
 from mlrefresh.epoch import epoch_metrics, rows, step_norms
 from mlrefresh.errors import UserError
-from mlrefresh.objective import Objective
 from mlrefresh.runs.jobs import Job
 from mlrefresh.runs.run import load, train_and_save
 from mlrefresh.sweeps.stacked_model import StackedOptimizer, model_slice, stack_models
-from mlrefresh.train import seeded_model
+from mlrefresh.train import Training, seeded_model
 from mlrefresh.validate import refuse_bad_config
 
 __all__ = ["StackedTraining", "same_rows", "stacked_step", "train_stacked"]
@@ -65,27 +61,23 @@ def stacked_step(stack, objective, optimizer, x, t, share: int):
     return step
 
 
-class StackedTraining:
-    """What core.fit works on, for M jobs: the stack, its objective, optimizer and step."""
+class StackedTraining(Training):
+    """What core.fit works on, for M jobs: the core's Training of the stack, with its own
+    optimizer (each job's settings), step, batch orders and per-job metrics."""
 
     def __init__(self, cfgs, data, models, generators):
-        self.generators = generators
-        self.model = stack_models(models)
-        self.objective = Objective(cfgs[0].loss.name, self.model)
-        steps = cfgs[0].trainer.epochs * math.ceil(len(data.x_train) / cfgs[0].trainer.batch_size)
-        self.optimizer = StackedOptimizer([c.optim for c in cfgs], self.model.parameters(), steps)
-        self.schedule = self.optimizer.schedule
-        self.t_train = self.objective.targets(data.y_train)
-        self.t_val = self.objective.targets(data.y_val)
-        self.p_val = data.posterior(data.x_val) if data.posterior is not None else None
-        share = same_rows([c.seed for c in cfgs])
-        step = stacked_step(
-            self.model, self.objective, self.optimizer, data.x_train, self.t_train, share
-        )
-        device = data.x_train.device
-        graphs = cfgs[0].trainer.get("cuda_graph", True) and device.type == "cuda"
-        self.step = GraphedStep(step, self.optimizer, device) if graphs else step
+        self.cfgs, self.generators = cfgs, generators
         self.live = list(range(len(models)))  # the jobs still training
+        super().__init__(cfgs[0], data, stack_models(models))
+
+    def build_optimizer(self, cfg, total_steps: int):
+        optim = [c.optim for c in self.cfgs]
+        optimizer = StackedOptimizer(optim, self.model.parameters(), total_steps)
+        return optimizer, optimizer.schedule
+
+    def make_step(self, x: torch.Tensor):
+        share = same_rows([c.seed for c in self.cfgs])
+        return stacked_step(self.model, self.objective, self.optimizer, x, self.t_train, share)
 
     def perm(self, n: int, device) -> torch.Tensor:
         """This epoch's batch order of every job, each from its own generator."""
@@ -99,16 +91,6 @@ class StackedTraining:
                                  self.p_val) for m in self.live}  # fmt: skip
 
 
-def _jobs(jobs, data, device):
-    """Each job's Job (quiet: its own Hydra job logs its lines), model and generator."""
-    made = []
-    for cfg, run_dir in jobs:
-        model, generator = seeded_model(cfg, data)
-        job = Job(cfg, run_dir, copy.deepcopy(model), generator, str(device), quiet=True)
-        made.append((job, model, generator))
-    return made
-
-
 def train_stacked(jobs: list[tuple]) -> dict:
     """Train (cfg, run_dir) jobs of one group (the stacked launcher's group_key: the same data,
     model shape, loss, batch size, epochs and optimizer kind) as one stacked model. Returns
@@ -118,12 +100,13 @@ def train_stacked(jobs: list[tuple]) -> dict:
     cfgs = [cfg for cfg, _ in jobs]
     device, data_name, data_options = refuse_bad_config(cfgs[0])
     data = load(data_name, data_options, device)
-    made = _jobs(jobs, data, device)
-    group = [job for job, _, _ in made]
-    run = StackedTraining(cfgs, data, [m for _, m, _ in made], [g for _, _, g in made])
-    for m, job in enumerate(group):
-        job.state_of = lambda m=m: (model_slice(run.model, m), run.optimizer.state_dict(m))
-        job.copy_to_draw, job.extra = True, {"stack": len(group)}
+    parts = [seeded_model(cfg, data) for cfg in cfgs]  # stack_models copies: these stay put
+    run = StackedTraining(cfgs, data, [model for model, _ in parts], [g for _, g in parts])
+    group = []
+    for m, ((cfg, run_dir), (model, generator)) in enumerate(zip(jobs, parts)):
+        state_of = lambda m=m: (model_slice(run.model, m), run.optimizer.state_dict(m))  # noqa: E731
+        group.append(Job(cfg, run_dir, model, generator, str(device), stack=(len(jobs), state_of)))
+    for job in group:
         with job.own_files():  # an event file that cannot be made ends its job only
             job.open_writer()
     epochs = cfgs[0].trainer.epochs
