@@ -12,10 +12,11 @@ the output unit's y, so autograd's chain rule through the unit adds the saturati
 
 Each per-sample gradient dL_i/dz_i is written once (`square_dy`, `bernoulli_dz`, `softmax_dz`)
 and used by the backward and jvp; the diagnostics read it through the backward itself
-(diagnostics.per_sample_dz). The backward runs the formula in differentiable operations, so
-second derivatives (create_graph=True, a Hessian, a gradient penalty) are exact;
-`generate_vmap_rule = True` gives `torch.func.vmap`, `jacrev`, `hessian`; `jvp` gives forward
-mode (`torch.func.jvp`, `jacfwd`).
+(diagnostics.per_sample_dz). Second derivatives (create_graph=True, a Hessian, a gradient
+penalty) are exact: the backward then runs the same formula out of place, in differentiable
+operations; `generate_vmap_rule = True` gives `torch.func.vmap`, `jacrev`, `hessian`; `jvp`
+gives forward mode (`torch.func.jvp`, `jacfwd`). How the Functions run fast, and under the
+compiler, is loss_plumbing.py's business (measured there).
 
 Adding a loss: a Function and its wrapper here, an entry in LOSSES (the bottom of this file:
 what it is computed on, which output units it pairs with, the targets it takes), and
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mlrefresh import loss_plumbing as plumbing
+
 __all__ = [
     "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce",
     "SquareLoss", "BernoulliCE", "SoftmaxCE",
@@ -53,14 +56,18 @@ def square_dy(y, t):
     return y - t
 
 
-def bernoulli_dz(z, t):
+def bernoulli_dz(z, t, in_place=False):
     """d/dz of softplus(z) - t z: sigmoid(z) - t."""
-    return torch.sigmoid(z) - t
+    y = torch.sigmoid(z)
+    return y.sub_(t) if in_place else y - t
 
 
-def softmax_dz(p, t):
+def softmax_dz(p, t, in_place=False):
     """d/dz of -log softmax(z)[t], from p = softmax(z): p - onehot(t)."""
-    return p.scatter_add(1, t.unsqueeze(1), p.new_full((p.shape[0], 1), -1.0))
+    minus_onehot = plumbing.minus_ones(p, p.shape[0])
+    if in_place:
+        return p.scatter_add_(1, t.unsqueeze(1), minus_onehot)
+    return p.scatter_add(1, t.unsqueeze(1), minus_onehot.to(p.dtype))
 
 
 # --- the three Functions: forward and backward side by side -----------------------------------
@@ -80,7 +87,8 @@ class SquareLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         y, t = ctx.saved_tensors
-        dy = square_dy(y, t) * (grad / y.shape[0])
+        scale, dy = grad / y.shape[0], square_dy(y, t)
+        dy = dy.mul_(scale) if plumbing.in_place_ok(grad) else dy * scale  # (y - t) / N
         return dy, (-dy if ctx.needs_input_grad[1] else None)
 
     @staticmethod
@@ -112,8 +120,10 @@ class BernoulliCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         z, t = ctx.saved_tensors
-        scale = grad / z.shape[0]
-        return bernoulli_dz(z, t) * scale, (-z * scale if ctx.needs_input_grad[1] else None)
+        scale, fast = grad / z.shape[0], plumbing.in_place_ok(grad)
+        dz = bernoulli_dz(z, t, in_place=fast)
+        dz = dz.mul_(scale) if fast else dz * scale  # (sigmoid(z) - t) / N
+        return dz, (-z * scale if ctx.needs_input_grad[1] else None)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -131,28 +141,35 @@ class BernoulliCE(torch.autograd.Function):
 
 class SoftmaxCE(torch.autograd.Function):
     """L = 1/N sum_i -log softmax(z_i)[t_i], with log softmax(z) = z - logsumexp(z);
-    dL/dz_i = (softmax(z_i) - onehot(t_i)) / N."""
+    dL/dz_i = (softmax(z_i) - onehot(t_i)) / N. The forward also returns log softmax(z)
+    (not differentiable), from which the backward gets softmax(z) = exp(log softmax(z))."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(z, t):
-        return F.nll_loss(_log_softmax(z), t)  # nll_loss: the fused "-mean of log_p[i, t_i]"
+        log_p = plumbing.log_softmax(z)
+        return F.nll_loss(log_p, t), log_p  # nll_loss: the fused "-mean of log_p[i, t_i]"
 
     @staticmethod
-    def backward(ctx, grad):
-        z, t = ctx.saved_tensors
-        return softmax_dz(_softmax(z), t) * (grad / z.shape[0]), None
+    def backward(ctx, grad, _grad_log_p):
+        z, log_p, t = ctx.saved_tensors
+        if plumbing.in_place_ok(grad):
+            return softmax_dz(log_p.exp(), t, in_place=True).mul_(grad / z.shape[0]), None
+        # create_graph, transforms: softmax recomputed from z, so that it can be differentiated
+        return softmax_dz(plumbing.softmax(z), t) * (grad / z.shape[0]), None
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
+        z, t = inputs
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(z, output[1], t)
+        ctx.save_for_forward(output[1], t)
 
     @staticmethod
     def jvp(ctx, z_dot, t_dot):
-        z, t = ctx.saved_tensors
-        return (softmax_dz(_softmax(z), t) * z_dot).sum() / z.shape[0]
+        log_p, t = ctx.saved_tensors
+        return (softmax_dz(log_p.exp(), t) * z_dot).sum() / log_p.shape[0], None
 
 
 # --- the functions a user calls: shapes checked, then the Function ----------------------------
@@ -171,8 +188,8 @@ def square_loss(y: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torc
         )
     if y.dim() not in (1, 2):
         raise ValueError(f"square_loss: outputs must be [N] or [N, K], got {tuple(y.shape)}")
-    _check_batch("square_loss", y)
-    return _apply(0, y, t.to(y.dtype))
+    plumbing.check_batch("square_loss", y)
+    return plumbing.apply(SquareLoss, _SQUARE_LOSS, y, t.to(y.dtype))
 
 
 def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -182,12 +199,12 @@ def bernoulli_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> tor
             f"bernoulli_ce: logits have shape {tuple(z.shape)} and targets {tuple(t.shape)}; "
             "both must be [N] (use softmax_ce for [N, K] logits)"
         )
-    _check_batch("bernoulli_ce", z)
+    plumbing.check_batch("bernoulli_ce", z)
     t = t.to(z.dtype)
-    if check and _any(lambda: (t != 0) & (t != 1)):
+    if check and plumbing.any_set(lambda: (t != 0) & (t != 1)):
         bad = t[(t != 0) & (t != 1)][0].item()
         raise ValueError(f"bernoulli_ce: targets must be 0 or 1, found {bad}")
-    return _apply(1, z, t)
+    return plumbing.apply(BernoulliCE, _BERNOULLI_CE, z, t)
 
 
 def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch.Tensor:
@@ -199,12 +216,12 @@ def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch
         )
     if t.dtype != torch.int64:
         raise ValueError(f"softmax_ce: targets must be int64 class indices, got {t.dtype}")
-    _check_batch("softmax_ce", z)
+    plumbing.check_batch("softmax_ce", z)
     k = z.shape[1]
-    if check and _any(lambda: (t < 0) | (t >= k)):
+    if check and plumbing.any_set(lambda: (t < 0) | (t >= k)):
         bad = t[(t < 0) | (t >= k)][0].item()
         raise ValueError(f"softmax_ce: class index {bad} is outside [0, {k}) for K={k} logits")
-    return _apply(2, z, t)
+    return plumbing.apply(SoftmaxCE, _SOFTMAX_CE, z, t)[0]
 
 
 @dataclass(frozen=True)
@@ -229,61 +246,6 @@ LOSSES = {
 }  # fmt: skip
 
 
-# --- plumbing: numerics of log softmax, checks under transforms, the compiler -----------------
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
-
-
-def _softmax(z):
-    """softmax over dim 1; fp16/bf16 computed in float32 and rounded once."""
-    low = z.dtype in _LOW_PRECISION
-    return torch.softmax(z.float() if low else z, dim=1).to(z.dtype)
-
-
-def _log_softmax(z):
-    """log softmax(z) over dim 1, exact for any logits (max-shifted: z - max - log sum e^(z-max)).
-
-    torch.log_softmax is one fused kernel, the fastest choice for a mini-batch; but for many rows
-    of few classes its CPU kernel is about 5x slower than the same formula written out in
-    elementwise kernels (K=10: 5 ms against 1 ms at N=60000: the epoch's metrics), so large CPU
-    inputs take that form. Both are the same max-shifted formula: tied logits of 1e7 give log 2,
-    at any batch size. fp16/bf16 logits are computed in float32 and rounded once.
-    """
-    if z.dtype in _LOW_PRECISION:
-        return _log_softmax(z.float()).to(z.dtype)
-    if z.shape[0] >= 1024 and z.device.type == "cpu":
-        shifted = z - z.amax(dim=1, keepdim=True)
-        return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
-    return torch.log_softmax(z, dim=1)
-
-
-def _check_batch(name, pred):  # empty or integer predictions: one readable line
-    if pred.shape[0] == 0:
-        raise ValueError(f"{name}: empty batch (0 samples); pass at least one sample")
-    if not pred.is_floating_point():
-        raise ValueError(f"{name}: predictions must be floating point, got {pred.dtype}")
-
-
-def _any(bad) -> bool:
-    """Whether any element of bad() is set: a value check, which reads the data (a host sync).
-    Skipped while torch.compile traces, and under torch.func.vmap, which refuses
-    data-dependent control flow (a RuntimeError: its tensors are stand-ins)."""
-    if torch.compiler.is_compiling():
-        return False
-    try:
-        return bool(bad().any())
-    except RuntimeError:
-        return False
-
-
-# The same Functions minus their forward-mode rule, for torch.compile: Dynamo does not trace a
-# Function with a custom jvp (a graph break, an error under fullgraph=True).
-_NO_JVP = {"jvp": torch.autograd.Function.jvp}
-_FOR_COMPILE = [type(f.__name__, (f,), _NO_JVP) for f in (SquareLoss, BernoulliCE, SoftmaxCE)]
-
-
-def _apply(index, *args):
-    """Function `index` (0 square, 1 Bernoulli, 2 softmax), its copy without jvp if compiling."""
-    if torch.compiler.is_compiling():
-        return _FOR_COMPILE[index].apply(*args)
-    return (SquareLoss, BernoulliCE, SoftmaxCE)[index].apply(*args)
+# torch.compile's copies of the Functions (loss_plumbing.without_jvp)
+_SQUARE_LOSS, _BERNOULLI_CE, _SOFTMAX_CE = map(plumbing.without_jvp, (SquareLoss, BernoulliCE,
+                                                                       SoftmaxCE))  # fmt: skip
