@@ -50,7 +50,7 @@ class Quadratic(Model):
 
     name, unit, per_class = "quadratic", "sigmoid", False
 
-    def __init__(self, num_features, num_classes, init="zeros", init_scale=0.01):
+    def __init__(self, num_features, num_classes, init: Init = "zeros", init_scale: Scale = 0.01):
         super().__init__(num_classes)
         self.linear = nn.Linear(2 * num_features, 1)
         with torch.no_grad():
@@ -74,11 +74,12 @@ def test_a_new_loss_and_a_new_model_are_two_files_and_two_yamls(tmp_path):
     with open(copy / "src/mlrefresh/models.py", "a") as f:
         f.write(QUADRATIC)
     (copy / "configs/loss/hinge.yaml").write_text(
-        "# Usage: python scripts/train.py loss=hinge model=logistic\nname: hinge\n"
+        "# Usage: python scripts/train.py loss=hinge model=logistic\n"
+        "defaults:\n  - /schema/loss/hinge@_here_\n  - _self_\n"
     )
     (copy / "configs/model/quadratic.yaml").write_text(
-        "# Usage: python scripts/train.py model=quadratic\nname: quadratic\ninit: zeros\n"
-        "init_scale: 0.01\n"
+        "# Usage: python scripts/train.py model=quadratic\n"
+        "defaults:\n  - /schema/model/quadratic@_here_\n  - _self_\n"
     )
     env = {**os.environ, "PYTHONPATH": str(copy / "src")}
     run = tmp_path / "run"

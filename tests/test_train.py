@@ -6,10 +6,12 @@ import os
 
 import pytest
 import torch
+from hydra.errors import HydraException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import write_fake_mnist
 from helpers import make_cfg
+from mlrefresh import schema
 from mlrefresh.errors import ConfigError, DataError, DivergedError
 from mlrefresh.models import build_model
 from mlrefresh.runs.run import train
@@ -102,6 +104,17 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path):
     assert a["loss/train"] != c["loss/train"]
 
 
+def _composed(overrides):
+    """make_cfg; a value of the wrong type is refused while composing (OmegaConf, against the
+    schema), in the words the command line prints (schema.error_line)."""
+    try:
+        return make_cfg(*overrides)
+    except HydraException as exc:
+        line = schema.error_line(exc.__cause__)
+        assert line, exc
+        raise ConfigError(line) from exc
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -124,7 +137,7 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path):
 )
 def test_refused_before_any_work(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        train(make_cfg(*overrides), run_dir=tmp_path)
+        train(_composed(overrides), run_dir=tmp_path)
     assert os.listdir(tmp_path) == []
 
 

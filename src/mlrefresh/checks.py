@@ -14,17 +14,21 @@ Example:
     mlrefresh.errors.ConfigError: optim.lr=inf must be a finite number > 0
 """
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 
 from mlrefresh.errors import ConfigError
 
-__all__ = ["MAX_SEED", "choice", "flag", "flatten", "known_keys", "number", "whole"]
+__all__ = ["MAX_SEED", "choice", "flag", "flatten", "known_keys", "number", "rule", "whole"]
 
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 
 
 def _show(value):
+    """As the user typed it: OmegaConf makes `optim.lr=-1` the float -1.0; it is shown as -1."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
     return "null" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
@@ -93,6 +97,13 @@ def known_keys(group: str, given: Mapping, known: Iterable[str]) -> None:
         raise ConfigError(
             f"unknown key {where}; {owner} only {', '.join(known)} (check the spelling)"
         )
+
+
+def rule(check, **limits):
+    """A config key's range, for its annotation in the schema (schema.py):
+    `epochs: Annotated[int, rule(whole, low=1)] = 20` runs whole("trainer.epochs", value, low=1)
+    in the validation pass."""
+    return functools.partial(check, **limits)
 
 
 def flatten(tree: Mapping, prefix: str = "") -> dict:

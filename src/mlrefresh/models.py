@@ -11,7 +11,9 @@
 Every model is a `Model` (the interface below): `forward(x)` returns the logits z ([N] for one
 output, [N, K] otherwise), `output(z)` the prediction y through its unit, `decide(z)` /
 `predict(x)` class indices; its output layer is `self.linear` (the class templates). A model's
-config keys (configs/model/<name>.yaml) are its constructor's keywords, checked by `check`.
+config keys (configs/model/<name>.yaml) are its constructor's annotated keywords: their types,
+ranges and defaults are written there once (schema.py reads them); `check` adds what depends
+on the data.
 
 Adding a model: a `Model` subclass here, an entry in MODELS, and configs/model/<name>.yaml.
 
@@ -29,13 +31,14 @@ Example:
     (torch.Size([3]), [1, 1, 1])
 """
 
-import inspect
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mlrefresh import checks
+from mlrefresh import schema
+from mlrefresh.checks import choice, number, rule, whole
 from mlrefresh.errors import ConfigError
 from mlrefresh.units import UNITS
 
@@ -44,6 +47,9 @@ __all__ = ["MODELS", "MLP", "LinearModel", "Model", "build_model", "check_model"
 
 INITS = ("zeros", "normal", "wrong")
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+# zeros, normal (std init_scale), or wrong: against the class means (see wrong_start)
+Init = Annotated[str, rule(choice, choices=INITS)]
+Scale = Annotated[float, rule(number, low=0, low_open=True, high=1e4, example=0.01)]
 
 
 class Model(nn.Module):
@@ -83,21 +89,21 @@ class Model(nn.Module):
         return self.decide(self(x))
 
     @classmethod
-    def check(cls, num_classes: int, init="zeros", init_scale=0.01) -> None:
-        """Refuse options this model cannot take, before any work (ConfigError)."""
+    def check(cls, num_classes: int, **options) -> None:
+        """Refuse options this model cannot take (their ranges: the constructor's annotations),
+        or data it cannot fit, before any work (ConfigError)."""
         if not cls.per_class and num_classes > 2:
             raise ConfigError(
                 f"model={cls.name} has one output, for 2 classes, but the data has {num_classes} "
                 "classes; use model=softmax, or keep two classes (e.g. 'dataset.classes=[3,8]')"
             )
-        checks.choice("model.init", init, INITS)
-        checks.number("model.init_scale", init_scale, low=0, low_open=True, high=1e4, example=0.01)
+        schema.check_values("model", cls.__init__, options)
 
 
 class LinearModel(Model):
     """z = w^T x + b, then the unit: one output for two classes, or one per class."""
 
-    def __init__(self, num_features, num_classes, init="zeros", init_scale=0.01):
+    def __init__(self, num_features, num_classes, init: Init = "zeros", init_scale: Scale = 0.01):
         super().__init__(num_classes)
         self.linear = nn.Linear(num_features, num_classes if self.per_class else 1)
         with torch.no_grad():
@@ -134,8 +140,15 @@ class MLP(Model):
 
     name, unit, per_class = "mlp", "softmax", True
 
-    def __init__(self, num_features, num_classes, init="normal", init_scale=1.0, hidden=16,
-                 activation="tanh"):  # fmt: skip
+    def __init__(
+        self,
+        num_features,
+        num_classes,
+        init: Init = "normal",  # hidden layer N(0, init_scale^2), output layer 0
+        init_scale: Scale = 1.0,
+        hidden: Annotated[int, rule(whole, low=1, high=100_000, example=16)] = 16,
+        activation: Annotated[str, rule(choice, choices=ACTIVATIONS)] = "tanh",
+    ):
         super().__init__(num_classes)
         self.hidden = nn.Linear(num_features, hidden)
         self.linear = nn.Linear(hidden, num_classes)
@@ -150,11 +163,10 @@ class MLP(Model):
         return self.layer(self._activation(self.layer(x, self.hidden)), self.linear)
 
     @classmethod
-    def check(cls, num_classes, init="normal", init_scale=1.0, hidden=16, activation="tanh"):
-        super().check(num_classes, init, init_scale)
-        checks.whole("model.hidden", hidden, low=1, high=100_000, example=16)
-        checks.choice("model.activation", activation, ACTIVATIONS)
-        if init != "normal":
+    def check(cls, num_classes, **options):
+        super().check(num_classes, **options)
+        init = options.get("init")
+        if init not in (None, "normal"):
             raise ConfigError(
                 f"model=mlp takes model.init=normal (random hidden units), not {init}; "
                 "model.init=wrong is for the linear models"
@@ -177,8 +189,7 @@ def output_unit(name) -> str:
 
 def model_keys(name) -> tuple[str, ...]:
     """The keys of configs/model/<name>.yaml: `name` and the model's constructor keywords."""
-    params = list(inspect.signature(_model(name).__init__).parameters)
-    return ("name", *params[3:])  # after self, num_features, num_classes
+    return ("name", *(f.name for f in schema.fields(_model(name).__init__)))
 
 
 def model_options(model_cfg) -> dict:

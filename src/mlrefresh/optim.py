@@ -19,14 +19,18 @@ Example:
     tensor([0.])
 """
 
+import dataclasses
 import math
+from typing import Annotated, NamedTuple
 
 import torch
 
-from mlrefresh import checks
+from mlrefresh import schema
+from mlrefresh.checks import choice, number, rule
 from mlrefresh.errors import ConfigError
 
-__all__ = ["OPTIM_KEYS", "SGD", "Adam", "build_optimizer", "check_optim"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamConfig", "SGDConfig", "build_optimizer",
+           "check_optim"]  # fmt: skip
 
 
 def _nonzero(value) -> bool:
@@ -164,28 +168,48 @@ class Adam(_Rule):
                 p.addcdiv_(m, denominator, value=-step_size)
 
 
-# the keys each optimizer takes (configs/optim/<name>.yaml)
-OPTIM_KEYS = {
-    "sgd": ("name", "lr", "momentum", "weight_decay", "schedule"),
-    "adam": ("name", "lr", "betas", "weight_decay", "schedule"),
-}
+def _betas(key, value):
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ConfigError(f"{key}={value} must be two numbers in [0, 1), e.g. [0.9,0.999]")
+    for b in value:
+        number(key, b, low=0, high=1, high_open=True, example="[0.9,0.999]")
+
+
+# the keys of configs/optim/<name>.yaml, with their types, ranges and defaults
+Rate = Annotated[float, rule(number, low=0, low_open=True, high=1e6, example=0.1)]
+Decay = Annotated[float, rule(number, low=0, high=100, example=0)]
+# cosine: lr decays to 0 over the run; constant: lr throughout
+Schedule = Annotated[str, rule(choice, choices=("constant", "cosine"))]
+
+
+@dataclasses.dataclass
+class SGDConfig:
+    lr: Rate = 0.1
+    momentum: Annotated[float, rule(number, low=0, high=1, high_open=True, example=0.9)] = 0.9
+    weight_decay: Decay = 0.0
+    schedule: Schedule = "cosine"
+
+
+@dataclasses.dataclass
+class AdamConfig:
+    lr: Rate = 0.003
+    betas: Annotated[list[float], _betas] = (0.9, 0.999)
+    weight_decay: Decay = 0.0
+    schedule: Schedule = "cosine"
+
+
+class Optimizer(NamedTuple):
+    rule: type  # the update rule
+    config: type  # its config keys
+
+
+OPTIMIZERS = {"sgd": Optimizer(SGD, SGDConfig), "adam": Optimizer(Adam, AdamConfig)}
 
 
 def check_optim(cfg) -> None:
     """Refuse an unknown optimizer, an unknown key or an out-of-range setting before any work."""
-    name = checks.choice("optim.name", cfg.get("name"), OPTIM_KEYS)
-    checks.known_keys("optim", cfg, OPTIM_KEYS[name])
-    checks.number("optim.lr", cfg.get("lr"), low=0, low_open=True, high=1e6, example=0.1)
-    if "momentum" in cfg:
-        checks.number("optim.momentum", cfg["momentum"], low=0, high=1, high_open=True, example=0.9)
-    if "weight_decay" in cfg:
-        checks.number("optim.weight_decay", cfg["weight_decay"], low=0, high=100, example=0)
-    betas = cfg.get("betas", (0.9, 0.999))
-    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
-        raise ConfigError(f"optim.betas={betas} must be two numbers in [0, 1), e.g. [0.9,0.999]")
-    for b in betas:
-        checks.number("optim.betas", b, low=0, high=1, high_open=True, example="[0.9,0.999]")
-    checks.choice("optim.schedule", cfg.get("schedule", "constant"), ("constant", "cosine"))
+    name = choice("optim.name", cfg.get("name"), OPTIMIZERS)
+    schema.check_values("optim", OPTIMIZERS[name].config, cfg)
 
 
 def build_optimizer(cfg, params, total_steps: int):
@@ -193,13 +217,14 @@ def build_optimizer(cfg, params, total_steps: int):
     cfg: name, lr and the rule's settings (numbers, or tensors that broadcast against every
     parameter), checked already (check_optim)."""
     params = list(params)
-    lr, decay = cfg["lr"], cfg.get("weight_decay", 0.0)
-    if cfg["name"] == "sgd":
-        optimizer = SGD(params, lr, momentum=cfg.get("momentum", 0.0), weight_decay=decay)
-    else:
-        optimizer = Adam(
-            params, lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), weight_decay=decay
-        )
+    update = OPTIMIZERS[cfg["name"]].rule
+    # a key cfg leaves out takes the rule's own default, as torch.optim's would (a config
+    # Hydra composed has every key: SGDConfig / AdamConfig)
+    settings = {k: v for k, v in cfg.items() if k not in ("name", "lr", "schedule")}
+    if "betas" in settings:
+        settings["betas"] = tuple(settings["betas"])
+    lr = cfg["lr"]
+    optimizer = update(params, lr, **settings)
     if isinstance(lr, torch.Tensor):
         optimizer.lr = lr.clone()  # set in place by the schedule; `lr` stays the start
 
@@ -209,4 +234,4 @@ def build_optimizer(cfg, params, total_steps: int):
     def constant(step):
         pass
 
-    return optimizer, cosine if cfg.get("schedule", "constant") == "cosine" else constant
+    return optimizer, cosine if cfg.get("schedule") == "cosine" else constant

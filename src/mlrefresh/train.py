@@ -38,6 +38,7 @@ from mlrefresh.epoch import epoch_metrics, make_step, step_norms, train_epoch
 from mlrefresh.models import build_model, model_options, wrong_start
 from mlrefresh.objective import Objective
 from mlrefresh.optim import build_optimizer
+from mlrefresh.schema import complete
 
 __all__ = ["Training", "fit", "seeded_model"]
 
@@ -61,6 +62,7 @@ class Training:
     and the metrics for M stacked models; the rest is this.)"""
 
     def __init__(self, cfg, data, model=None, generator=None):
+        cfg = complete(cfg)  # a config written by hand: what it leaves out at its default
         if model is None:
             model, generator = seeded_model(cfg, data)
         self.model, self.generator = model, generator
@@ -72,7 +74,7 @@ class Training:
         self.p_val = data.posterior(data.x_val) if data.posterior is not None else None
         step = self.make_step(data.x_train)
         device = data.x_train.device
-        graphs = cfg.trainer.get("cuda_graph", True) and device.type == "cuda"
+        graphs = cfg.trainer.cuda_graph and device.type == "cuda"
         self.step = GraphedStep(step, self.optimizer, device) if graphs else step
 
     def build_optimizer(self, cfg, total_steps: int):

@@ -1,155 +1,35 @@
-"""MNIST and Fashion-MNIST: find the four IDX files, download the missing ones, load them.
+"""MNIST and Fashion-MNIST: load the four IDX files (found or downloaded by mnist_files.py).
 
-Files are looked for, as `<name>.gz` or raw `<name>`, in `<root>/mnist/` (or
-`<root>/fashion_mnist/`), and for Fashion-MNIST also in `/usr/share/datasets/fashion-mnist/`
-(Debian's `dataset-fashion-mnist`). Files found on disk are validated as IDX; downloaded ones
-are first checked against the published MD5. Pixels become float32 in [0, 1], flattened to 784
-features; the official test split is the validation set.
+Files found on disk are validated as IDX; downloaded ones are first checked against the
+published MD5. Pixels become float32 in [0, 1], flattened to 784 features; the official test
+split is the validation set.
+
+Registered as the data sets `mnist` and `fashion_mnist`; the keyword options of `load_mnist`
+are the keys of their configs.
 
 Example:
     >>> from mlrefresh.data.mnist import load_mnist
-    >>> x_train, y_train, x_val, y_val, about = load_mnist(
-    ...     "fashion_mnist", classes=[0, 9], limit=500)  # doctest: +SKIP
-    >>> x_train.shape, about  # doctest: +SKIP
+    >>> ds = load_mnist("fashion_mnist", classes=[0, 9], limit=500)  # doctest: +SKIP
+    >>> ds.x_train.shape, ds.description  # doctest: +SKIP
     (torch.Size([500, 784]), 'Fashion-MNIST: 500 train / 2000 val (the official test split)...')
 """
 
+import functools
 import os
-from dataclasses import dataclass
-from pathlib import Path
+import re
+from collections.abc import Mapping
+from typing import Annotated
 
 import numpy as np
 import torch
 
-from mlrefresh.data.download import DownloadFailed, fetch
+from mlrefresh.checks import flag, rule, whole
+from mlrefresh.data.dataset import Dataset, dataset
 from mlrefresh.data.idx import IdxError, read_idx
+from mlrefresh.data.mnist_files import FILES, SOURCES, locate
 from mlrefresh.errors import ConfigError, DataError
 
-__all__ = ["SOURCES", "default_root", "find_files", "load_mnist"]
-
-FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-
-@dataclass(frozen=True)
-class Source:
-    title: str
-    folder: str  # under dataset.root
-    mirrors: tuple[str, ...]
-    md5: dict  # published checksums of the .gz files
-    system_dirs: tuple[str, ...] = ()
-    num_classes: int = 10
-
-
-SOURCES = {
-    "mnist": Source(
-        title="MNIST",
-        folder="mnist",
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        md5={
-            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-        },
-    ),
-    "fashion_mnist": Source(
-        title="Fashion-MNIST",
-        folder="fashion_mnist",
-        mirrors=(
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-        ),
-        md5={
-            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-        },
-        system_dirs=("/usr/share/datasets/fashion-mnist",),
-    ),
-}
-
-
-def default_root() -> Path:
-    """`data/` at the project root (whatever the working directory); for an installed,
-    non-editable package, `~/.cache/mlrefresh/data`."""
-    project = Path(__file__).resolve().parents[3]
-    if (project / "pyproject.toml").exists():
-        return project / "data"
-    return Path.home() / ".cache" / "mlrefresh" / "data"
-
-
-def find_files(name: str, root) -> dict:
-    """{file: path or None} for the four files, looked up where the module docstring says."""
-    source = SOURCES[name]
-    folders = [Path(root) / source.folder, *map(Path, source.system_dirs)]
-    found = {}
-    for base in FILES:
-        candidates = (folder / f for folder in folders for f in (base + ".gz", base))
-        found[base] = next((str(p) for p in candidates if p.is_file()), None)
-    return found
-
-
-def _download_missing(source, missing, folder, mirrors, md5):
-    created, parent = [], Path(folder).resolve()
-    while not parent.exists():  # the folders makedirs will create, innermost first
-        created.append(parent)
-        parent = parent.parent
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise DataError(
-            f"cannot create {folder} for the {source.title} files ({exc.strerror}); set "
-            "dataset.root to a folder you can write to"
-        ) from None
-    try:
-        for base in missing:
-            fetch(base + ".gz", md5[base + ".gz"], mirrors, folder)
-    except DownloadFailed as exc:
-        still = [b + ".gz" for b in missing if not (Path(folder) / (b + ".gz")).exists()]
-        why = "; ".join(f"{url}: {reason}" for url, reason in exc.reasons)
-        raise DataError(
-            f"{source.title} files missing: {', '.join(still)}. Download failed from every "
-            f"mirror ({why}). Put the files in {folder}/ by hand (see README, 'MNIST on an "
-            "offline machine'), or point dataset.root or dataset.mirrors elsewhere"
-        ) from None
-    finally:  # leave no trace of an attempt that brought nothing (a failure, Ctrl-C, SIGTERM)
-        for made in created:
-            if made.is_dir() and not any(made.iterdir()):
-                made.rmdir()
-
-
-def _locate(name, root, download, mirrors, checksums):
-    source = SOURCES[name]
-    root = Path(root) if root is not None else default_root()
-    found = find_files(name, root)
-    missing = [base for base, path in found.items() if path is None]
-    if missing:
-        folder = str(root / source.folder)
-        if not download:
-            raise DataError(
-                f"{source.title} files missing: {', '.join(b + '.gz' for b in missing)}; put "
-                f"them in {folder}/ or set dataset.download=true"
-            )
-        md5 = dict(source.md5)
-        for key, value in (checksums or {}).items():
-            if key not in md5:
-                raise ConfigError(
-                    f"dataset.checksums: unknown file {key!r}; use one of {list(md5)}"
-                )
-            md5[key] = value
-        _download_missing(source, missing, folder, list(mirrors or source.mirrors), md5)
-        found = find_files(name, root)
-    return found
+__all__ = ["FILES", "SOURCES", "load_mnist"]
 
 
 def _read_split(images_path, labels_path, num_classes):
@@ -208,20 +88,51 @@ def _check_options(source, classes, limit):
     return classes
 
 
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _folder(key, value):
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}={value!r} must be a folder path, or null for data/")
+
+
+def _urls(key, value):
+    urls = isinstance(value, (list, tuple)) and all(isinstance(m, str) for m in value)
+    if not urls or not all("://" in m for m in value):
+        raise ConfigError(f"{key}={value!r} must be a list of URLs, e.g. [http://host/mnist/]")
+
+
+def _md5s(key, value):
+    good = isinstance(value, Mapping) and all(
+        isinstance(k, str) and isinstance(v, str) and _MD5.match(v) for k, v in value.items()
+    )
+    if not good:
+        raise ConfigError(
+            f"{key}={value!r} must map file names to MD5s, e.g. {{file.gz: <32 hex digits>}}"
+        )
+
+
+def _class_list(key, value):
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{key}={value!r} must be a list of classes, e.g. '[3,8]'")
+
+
 def load_mnist(
     name="mnist",
-    root=None,
-    download=True,
-    mirrors=None,
-    checksums=None,
-    classes=None,
-    limit=None,
+    # null: data/ at the project root; files in <root>/<name>/ (and Debian's folder)
+    root: Annotated[str | None, _folder] = None,
+    download: Annotated[bool, rule(flag)] = True,  # fetch missing files, checked by MD5
+    mirrors: Annotated[list[str] | None, _urls] = None,  # null: the standard public mirrors
+    checksums: Annotated[dict[str, str] | None, _md5s] = None,  # null: the published MD5s
+    classes: Annotated[list[int] | None, _class_list] = None,  # e.g. [3,8], relabelled 0..n-1
+    limit: Annotated[int | None, rule(whole, low=1, example=500)] = None,  # first N train samples
+    *,
     device="cpu",
-):
-    """(x_train, y_train, x_val, y_val, description), tensors on `device`."""
+) -> Dataset:
+    """The data set `name` (a key of SOURCES), its tensors on `device`."""
     source = SOURCES[name]
     classes = _check_options(source, classes, limit)
-    paths = _locate(name, root, download, mirrors, checksums)
+    paths = locate(name, root, download, mirrors, checksums)
     splits = []
     for images, labels in ((FILES[0], FILES[1]), (FILES[2], FILES[3])):
         x, y = _read_split(paths[images], paths[labels], source.num_classes)
@@ -256,4 +167,12 @@ def load_mnist(
         about += f", first {len(x_train)} training samples"
     where = sorted({os.path.dirname(p) for p in paths.values()})
     about += f", from {', '.join(where)}"
-    return (*to_device(x_train, y_train), *to_device(x_val, y_val), about)
+    tensors = (*to_device(x_train, y_train), *to_device(x_val, y_val))
+    return Dataset(name, *tensors, num_classes, about)
+
+
+for _name in SOURCES:
+    dataset(
+        _name,
+        num_classes=lambda o, n=_name: len(o["classes"] or ()) or SOURCES[n].num_classes,
+    )(functools.partial(load_mnist, _name))

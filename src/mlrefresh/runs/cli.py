@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from mlrefresh import schema
 from mlrefresh.errors import ConfigError, DivergedError, UserError
 from mlrefresh.runs import locks, rundir, signals
 from mlrefresh.runs.checkpoint import LAST
@@ -163,6 +164,33 @@ def _resume_in_place(argv: list[str]) -> None:
     argv += [f"hydra.run.dir={_hydra_quote(folder)}", "hydra.output_subdir=null"]
 
 
+def _hydra_exited(exc: SystemExit, held: HeldStderr) -> int:
+    """The exit code when Hydra ended the program: its refusal of the command line said in one
+    `error:` line first (and only that line where we can say all of it)."""
+    code = exc.code if isinstance(exc.code, int) else 1
+    cause = exc.__context__  # what Hydra caught before it exited (run_and_report)
+    if code == 1 and not held.released and isinstance(cause, OSError) and cause.errno:
+        held.drop()  # Hydra's traceback of its own write into the run folder
+        rundir.discard_unused()
+        where = f" ({cause.filename})" if cause.filename else ""
+        _say(f"error: cannot write the run's files{where}: {cause.strerror or cause}; free "
+             "some space, or choose another place with hydra.run.dir=...")  # fmt: skip
+        return 2
+    refusal = schema.error_line(getattr(cause, "__cause__", None))
+    if code == 1 and not held.released and refusal:  # OmegaConf refused a value's type
+        held.drop()
+        rundir.discard_unused()
+        _say(f"error: {refusal}")
+        return 2
+    if code == 1 and not held.released and held.rewrite(hydra_error_from(cause)):
+        rundir.discard_unused()  # refused after the folder was claimed: nothing left
+        return 2  # Hydra refused the command line before the run started
+    if code == 2 and not held.released and held.rewrite_usage():
+        return 2  # argparse refused a flag (one after the overrides, or unknown)
+    held.release()
+    return code
+
+
 def launch(hydra_main) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
     starts from nothing that an earlier call in the same process left (tests run it in-process)."""
@@ -183,22 +211,7 @@ def launch(hydra_main) -> int:
     try:
         hydra_main()
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-        cause = exc.__context__  # what Hydra caught before it exited (run_and_report)
-        if code == 1 and not held.released and isinstance(cause, OSError) and cause.errno:
-            held.drop()  # Hydra's traceback of its own write into the run folder
-            rundir.discard_unused()
-            where = f" ({cause.filename})" if cause.filename else ""
-            _say(f"error: cannot write the run's files{where}: {cause.strerror or cause}; free "
-                 "some space, or choose another place with hydra.run.dir=...")  # fmt: skip
-            return 2
-        if code == 1 and not held.released and held.rewrite(hydra_error_from(cause)):
-            rundir.discard_unused()  # refused after the folder was claimed: nothing left
-            return 2  # Hydra refused the command line before the run started
-        if code == 2 and not held.released and held.rewrite_usage():
-            return 2  # argparse refused a flag (one after the overrides, or unknown)
-        held.release()
-        return code
+        return _hydra_exited(exc, held)
     except ValueError as exc:  # Hydra's check of its own flags (-m with --cfg), before any run
         if held.released:
             raise

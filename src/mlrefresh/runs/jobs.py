@@ -107,7 +107,7 @@ class Job:
         return self.model.state_dict(), self.optimizer.state_dict()
 
     def open_writer(self) -> None:
-        if self.cfg.trainer.get("tensorboard", True):
+        if self.cfg.trainer.tensorboard:
             hparams = {**flatten(self.resolved), "device.used": self.device}  # name may be auto
             from mlrefresh.plots.tensorboard import RunWriter  # TensorBoard: not for a refused run
 
@@ -147,12 +147,12 @@ class Job:
         self.history.append(values)
         if self.writer:
             self.writer.scalars(epoch, values)
-            if trainer.get("images", True):
-                at = epoch in (1, trainer.epochs) or epoch % trainer.get("image_every", 10) == 0
+            if trainer.images:
+                at = epoch in (1, trainer.epochs) or epoch % trainer.image_every == 0
                 if at and self.stack is not None:  # the job's weights live in its stack
                     self.model.load_state_dict(self.state_of()[0])
                 self.writer.pictures(epoch, self.model, data, z_val, image=at)
-        if epoch % trainer.get("checkpoint_every", 1) == 0 or epoch == trainer.epochs:
+        if epoch % trainer.checkpoint_every == 0 or epoch == trainer.epochs:
             model, optimizer = self.state_of()
             save_last(self.run_dir, epoch=epoch, model=model, optimizer=optimizer,
                       generator=self.generator, history=self.history, config=self.resolved,

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ResumeError
 from mlrefresh.runs.checkpoint import LAST, load_last, saved_config
+from mlrefresh.schema import complete
 
 __all__ = [
     "FREE_KEYS",
@@ -167,7 +168,7 @@ def resume_config(cfg, keys: list[str] | None):
             f"trainer.epochs={epochs} but {run_dir} has already trained {state['epoch']} epochs; "
             "give at least that many"
         )
-    merged = OmegaConf.create(saved)
+    merged = complete(OmegaConf.create(saved))  # saved by an earlier version: new keys default
     merged.trainer.epochs = epochs
     merged.trainer.resume = run_dir
     return merged, state

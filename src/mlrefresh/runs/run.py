@@ -28,6 +28,7 @@ from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.jobs import Job, interrupted
 from mlrefresh.runs.resume import command_line_keys, own_last, resume_config
+from mlrefresh.schema import complete
 from mlrefresh.train import Training, fit, seeded_model
 from mlrefresh.validate import refuse_bad_config
 
@@ -113,8 +114,9 @@ def train_and_save(run, data, jobs, on_epoch) -> float:
 def train(cfg, run_dir=None) -> dict:
     """Train the configured model; returns the final metrics (also in run_dir/metrics.json).
     With trainer.resume=<run dir>, continue that run in its folder (see resume.py)."""
+    cfg = complete(cfg)  # a config written by hand: the keys it leaves out at their defaults
     state = None
-    if cfg.trainer.get("resume"):
+    if cfg.trainer.resume:
         cfg, state = resume_config(cfg, command_line_keys())
         run_dir = cfg.trainer.resume
     run_dir = _run_dir(run_dir)
