@@ -69,12 +69,15 @@ def log_softmax(z):
     torch.log_softmax is one fused kernel, the fastest choice for a mini-batch; but for many rows
     of few classes its CPU kernel is about 5x slower than the same formula written out in
     elementwise kernels (K=10: 5 ms against 1 ms at N=60000: the epoch's metrics), so large CPU
-    inputs take that form. Both are the same max-shifted formula: tied logits of 1e7 give log 2,
-    at any batch size. fp16/bf16 logits are computed in float32 and rounded once.
+    inputs that are not being trained take that form. A training step always takes the fused
+    kernel, whatever its rows: the two round differently in the last bit, and M stacked jobs
+    (sweeps/, M x 128 rows) must round as each job alone (128 rows). Both are the same
+    max-shifted formula: tied logits of 1e7 give log 2, at any batch size. fp16/bf16 logits are
+    computed in float32 and rounded once.
     """
     if z.dtype in LOW_PRECISION:
         return log_softmax(z.float()).to(z.dtype)
-    if z.shape[0] >= 1024 and z.device.type == "cpu":
+    if z.shape[0] >= 1024 and z.device.type == "cpu" and not z.requires_grad:
         shifted = z - z.amax(dim=1, keepdim=True)
         return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
     return torch.log_softmax(z, dim=1)

@@ -38,16 +38,19 @@ def _nonzero(value) -> bool:
 
 
 def _add_scaled_(p: torch.Tensor, g: torch.Tensor, alpha) -> torch.Tensor:
-    """p += alpha * g, alpha a number or a tensor."""
+    """p += alpha * g, alpha a number or a tensor: the same rounding either way (addcmul_ is
+    add_(alpha=) for a tensor alpha; `p.add_(g * alpha)` rounds twice, and at a large learning
+    rate those last bits grow over the steps: the stacked jobs of sweeps/ drifted from their
+    runs alone)."""
     if isinstance(alpha, torch.Tensor):
-        return p.add_(g * alpha)
+        return p.addcmul_(g, alpha)
     return p.add_(g, alpha=alpha)
 
 
 def _plus(g: torch.Tensor, p: torch.Tensor, alpha) -> torch.Tensor:
-    """g + alpha * p, a new tensor (weight decay), alpha a number or a tensor."""
+    """g + alpha * p, a new tensor (weight decay), alpha a number or a tensor (as above)."""
     if isinstance(alpha, torch.Tensor):
-        return g + p * alpha
+        return torch.addcmul(g, p, alpha)
     return g.add(p, alpha=alpha)
 
 
@@ -225,8 +228,8 @@ def build_optimizer(cfg, params, total_steps: int):
         settings["betas"] = tuple(settings["betas"])
     lr = cfg["lr"]
     optimizer = update(params, lr, **settings)
-    if isinstance(lr, torch.Tensor):
-        optimizer.lr = lr.clone()  # set in place by the schedule; `lr` stays the start
+    if isinstance(lr, torch.Tensor):  # set in place by the schedule; `lr` stays the start
+        optimizer.lr = lr.to(dtype=params[0].dtype, copy=True)
 
     def cosine(step):
         optimizer.set_lr(lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps)))

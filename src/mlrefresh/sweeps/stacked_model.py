@@ -98,12 +98,13 @@ def model_slice(stack: nn.Module, m: int) -> dict:
     return {key: value[m] for key, value in stack.state_dict().items()}
 
 
-def _per_model(values: list[float], p: torch.Tensor):
+def _per_model(values: list[float], p: torch.Tensor, dtype=None):
     """One setting for each of M models: the number itself when all agree, else a tensor
     [M, 1, ...] that broadcasts over the stacked parameter p."""
     if all(v == values[0] for v in values):
         return values[0]
-    return torch.tensor(values, dtype=p.dtype, device=p.device).view(-1, *(1,) * (p.dim() - 1))
+    shape = (-1, *(1,) * (p.dim() - 1))
+    return torch.tensor(values, dtype=dtype or p.dtype, device=p.device).view(shape)
 
 
 class StackedOptimizer:
@@ -115,7 +116,10 @@ class StackedOptimizer:
             cfg = dict(cfgs[0])
             for key in ("lr", "momentum", "weight_decay"):
                 if key in cfg:
-                    cfg[key] = _per_model([float(c[key]) for c in cfgs], p)
+                    # lr in float64: the schedule's products round as a run alone's (in Python
+                    # floats), once, into the rule's lr of p's dtype (build_optimizer)
+                    dtype = torch.float64 if key == "lr" else None
+                    cfg[key] = _per_model([float(c[key]) for c in cfgs], p, dtype)
             rule, schedule = build_optimizer(cfg, [p], total_steps)
             self.rules.append(rule)
             self.schedules.append(schedule)
