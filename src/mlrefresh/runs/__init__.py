@@ -4,7 +4,8 @@ the command line and its messages.
 Owns: run folders and who may write them (rundir, locks), last.pt/model.pt/metrics.json
 (checkpoint, resume), a job's files and event writer (jobs), Ctrl-C/SIGTERM (signals), the
 `scripts/train.py` entry point (cli) and its one-line errors (console), reading a run's records
-back (records).
+back (records), and what one command learns while it runs (session: the one object the parts
+Hydra calls back share; signals keeps the signal handler's flag, which is the process's).
 
 May import: the core (mlrefresh.*), data/, plots/ (the event-file writer) and sweeps/ (the
 sweep summary and launcher checks that the command line runs). The core never imports runs/.

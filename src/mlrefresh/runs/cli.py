@@ -28,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlrefresh import schema
 from mlrefresh.errors import ConfigError, DivergedError, UserError
-from mlrefresh.runs import locks, rundir, signals
+from mlrefresh.runs import locks, rundir, session, signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.console import (
     HeldStderr,
@@ -41,8 +41,6 @@ from mlrefresh.sweeps import summary
 from mlrefresh.sweeps.launchers import cores, job_threads
 
 __all__ = ["exit_status", "launch", "run_job"]
-
-_codes: list[int] = []
 
 
 def _say(message: str) -> None:
@@ -71,8 +69,8 @@ def _set_threads(hydra) -> None:
 
 def _refuse(exc: UserError, status: str = "refused") -> None:
     _say(f"error: {exc}")
-    _codes.append(exc.exit_code)
-    summary.report(status, exc.exit_code, str(exc))
+    session.current().codes.append(exc.exit_code)
+    summary.write_record(status, exc.exit_code, str(exc))
 
 
 def run_job(cfg) -> float | None:
@@ -122,14 +120,14 @@ def _run_job(cfg, hydra, run_dir) -> float | None:
         exc.reported = True
         summary.write_record("interrupted", exc.exit_code, str(exc))  # on_job_end will not run
         raise
-    summary.report("ok", metrics=result)
+    summary.write_record("ok", metrics=result)
     return result["accuracy/val"]
 
 
 def exit_status() -> int:
     """0 when every job succeeded, else the worst job's exit code: of the jobs this process ran,
     and of the sweeps it summarised (jobs run by other processes: joblib, submitit)."""
-    return max(*_codes, summary.exit_code(), 0)
+    return session.current().worst()
 
 
 def _hydra_quote(value: str) -> str:
@@ -195,10 +193,8 @@ def launch(hydra_main) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
     starts from nothing that an earlier call in the same process left (tests run it in-process)."""
     signals.install()  # first: a signal from here on is said in one line
-    _codes.clear()
+    session.start()  # what this command learns: nothing yet (tests run many in one process)
     rundir.register_resolvers()
-    rundir.forget()
-    summary.forget()
     quiet_broken_pipe()
     try:
         _resume_in_place(sys.argv)

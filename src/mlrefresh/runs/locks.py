@@ -18,10 +18,9 @@ import os
 from pathlib import Path
 
 from mlrefresh.errors import OutputError
+from mlrefresh.runs.session import current
 
 __all__ = ["hold", "let_go"]
-
-_held: dict[Path, int] = {}  # folders this process holds: the descriptor that holds the lock
 
 
 def _key(path) -> Path:
@@ -31,8 +30,8 @@ def _key(path) -> Path:
 def hold(folder) -> bool:
     """Hold `folder` for this process until let_go (or the process ends); True if this call
     took it. OutputError when another process holds it."""
-    key = _key(folder)
-    if key in _held:
+    key, held = _key(folder), current().held
+    if key in held:
         return False
     fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -43,13 +42,14 @@ def hold(folder) -> bool:
             f"{folder} is in use by another run (a process that is still running); wait for it "
             "to end, or choose another folder"
         ) from None
-    _held[key] = fd
+    held[key] = fd
     return True
 
 
 def let_go(folder=None) -> None:
     """Stop holding `folder` (every folder this process holds when None)."""
-    for key in [_key(folder)] if folder is not None else list(_held):
-        fd = _held.pop(key, None)
+    held = current().held
+    for key in [_key(folder)] if folder is not None else list(held):
+        fd = held.pop(key, None)
         if fd is not None:
             os.close(fd)  # closing the descriptor ends the lock

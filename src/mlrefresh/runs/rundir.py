@@ -2,7 +2,8 @@
 
 Hydra creates run folders with mkdir(exist_ok=True), so two runs started in the same second
 would share `outputs/runs/<date>/<time>/`. The resolvers below create the folder exclusively,
-adding `-1`, `-2`, ... when the name is taken, and remember every folder they made:
+adding `-1`, `-2`, ... when the name is taken, and note every folder they made in the
+command's Session (session.py):
 
     hydra.run.dir:   ${unique_dir:outputs/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}}
     hydra.sweep.dir: ${unique_dir:outputs/multirun/${now:%Y-%m-%d}_${now:%H-%M-%S}}
@@ -40,13 +41,13 @@ from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, UserError
 from mlrefresh.runs.locks import hold
+from mlrefresh.runs.session import current
 
 __all__ = [
     "RunFolders",
     "claim",
     "discard",
     "discard_unused",
-    "forget",
     "register_resolvers",
     "requeued",
     "sweep_dir",
@@ -54,9 +55,6 @@ __all__ = [
     "unique_subdir",
 ]
 
-_created: list[Path] = []  # folders this process made, in the order it made them
-_sweep: list[str] = []  # the sweep folder of this process's multirun, once claimed
-_before: dict[Path, set[str]] = {}  # user-named folders that existed: their entries then
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
 
@@ -82,7 +80,7 @@ def _make_parents(folder: Path) -> None:
     for folder in reversed(missing):
         try:
             folder.mkdir()
-            _created.append(_key(folder))
+            current().created.append(_key(folder))
         except FileExistsError:
             if not folder.is_dir():
                 raise
@@ -99,7 +97,7 @@ def _fresh(path: Path) -> Path:
                     candidate.mkdir()
                 except FileExistsError:
                     continue
-                _created.append(_key(candidate))
+                current().created.append(_key(candidate))
                 return candidate
         except FileNotFoundError:  # a parent was removed under us (a refused run): again
             if attempt == 2:
@@ -171,9 +169,9 @@ def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
     cannot be this run's folder."""
     if not str(path).strip():
         raise OutputError(f"the run folder is empty ({key}=''); give a folder name")
-    folder = Path(path)
+    folder, made = Path(path), current().created
     try:
-        if _key(folder) not in _created:
+        if _key(folder) not in made:
             if folder.exists() and not folder.is_dir():
                 raise OutputError(
                     f"the run folder {path} is a file, not a folder; choose another "
@@ -185,14 +183,14 @@ def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
         try:
             hold(folder)
             entries = os.listdir(folder)
-            if entries and not resume and _key(folder) not in _created:
+            if entries and not resume and _key(folder) not in made:
                 raise _not_empty(path, folder, key, entries)
         except OutputError:
-            if _key(folder) in _created:  # held by another process: its folder now, not ours
-                _created.remove(_key(folder))
+            if _key(folder) in made:  # held by another process: its folder now, not ours
+                made.remove(_key(folder))
             raise
-        if _key(folder) not in _created:
-            _before[_key(folder)] = set(entries)
+        if _key(folder) not in made:
+            current().before[_key(folder)] = set(entries)
     except OSError as exc:
         raise _cannot(path, exc) from None
 
@@ -200,39 +198,32 @@ def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
 def discard(run_dir) -> None:
     """Remove what this process made for a refused run, and nothing else (see the docstring)."""
     folder = _key(run_dir)
-    if folder in _created:
+    if folder in current().created:
         shutil.rmtree(folder, ignore_errors=True)
-    elif folder in _before:
-        for name in set(os.listdir(folder)) - _before[folder]:
+    elif folder in current().before:
+        for name in set(os.listdir(folder)) - current().before[folder]:
             if name == ".hydra":
                 shutil.rmtree(folder / name, ignore_errors=True)
             elif name.endswith(".log"):
                 (folder / name).unlink(missing_ok=True)
-    for made in reversed(_created):  # then the parents made for it, if now empty
+    for made in reversed(current().created):  # then the parents made for it, if now empty
         if made != folder and folder.is_relative_to(made):
             with contextlib.suppress(OSError):  # not empty (other runs), or gone
                 made.rmdir()
 
 
-def forget() -> None:
-    """Start this process's record of folders afresh (cli.launch, once per command)."""
-    _created.clear()
-    _sweep.clear()
-    _before.clear()
-
-
 def sweep_dir() -> str | None:
     """The folder of the sweep this process started (-m), if one started."""
-    return _sweep[-1] if _sweep else None
+    return current().sweep
 
 
 def discard_unused() -> None:
     """Remove the folders this process made that hold nothing but Hydra's files (a run
     interrupted before it began), and Hydra's new files in a user's folder; results stay."""
-    for made in reversed(_created):
+    for made in reversed(current().created):
         if made.is_dir() and all(n == ".hydra" or n.endswith(".log") for n in os.listdir(made)):
             discard(made)
-    for folder in list(_before):
+    for folder in list(current().before):
         discard(folder)
 
 
@@ -268,7 +259,7 @@ class RunFolders(Callback):
             claim(str(path), key, resume=in_place)
             claimed = str(path)
             if launcher:
-                _sweep.append(claimed)
+                current().sweep = claimed
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
                 sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
                 check_sweeper(sweeper, list(config.hydra.overrides.task))

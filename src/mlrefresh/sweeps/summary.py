@@ -38,34 +38,14 @@ from mlrefresh.runs.records import (
     skip_damaged,
 )
 from mlrefresh.runs.rundir import JOBS
+from mlrefresh.runs.session import current
 
-__all__ = ["SEEDS", "SweepSummary", "collect", "exit_code", "forget", "parse_overrides",
-           "read_overrides", "report", "table", "write_csv", "write_record"]  # fmt: skip
+__all__ = ["SEEDS", "SweepSummary", "collect", "parse_overrides", "read_overrides", "table",
+           "write_csv", "write_record"]  # fmt: skip
 
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
 EXTRA = ["epochs", "train_seconds", "device"]
-
-_outcome: dict | None = None  # what run_job said about the job this process just ran
-_sweep_codes: list[int] = []  # the worst exit code of each multirun this process summarised
-
-
-def report(status: str, exit_code: int = 0, error: str | None = None, metrics=None) -> None:
-    """Called by cli.run_job for the job it ran; SweepSummary.on_job_end records it."""
-    global _outcome
-    _outcome = {"status": status, "exit_code": exit_code, "error": error,
-                "metrics": dict(metrics or {})}  # fmt: skip
-
-
-def forget() -> None:
-    """Start this process's outcomes afresh (cli.launch, once per command)."""
-    global _outcome
-    _outcome = None
-    _sweep_codes.clear()
-
-
-def exit_code() -> int:
-    return max(_sweep_codes, default=0)
 
 
 def _stderr_id():
@@ -79,26 +59,30 @@ def _stderr_id():
         return ["stream", os.getpid(), id(sys.stderr)]
 
 
-def write_record(status=None, exit_code=0, error=None, metrics=None) -> None:
-    """The record of the job running in this process, if it is part of a multirun."""
+def _record_path(hydra) -> str:
+    folder = os.path.abspath(hydra.runtime.output_dir)
+    return os.path.join(os.path.dirname(folder), JOBS, f"{hydra.job.num}.json")  # one level up
+
+
+def write_record(status: str, exit_code: int = 0, error=None, metrics=None) -> None:
+    """The record of the job running in this process (cli.run_job says how it ended), if it is
+    part of a multirun."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    global _outcome
-    if status is not None:
-        report(status, exit_code, error, metrics)
-    outcome, _outcome = _outcome, None
     hydra = HydraConfig.get()
-    if outcome is None or hydra.mode != RunMode.MULTIRUN:
+    if hydra.mode != RunMode.MULTIRUN:
         return
     folder = os.path.abspath(hydra.runtime.output_dir)
+    outcome = {"status": status, "exit_code": exit_code, "error": error,
+               "metrics": dict(metrics or {})}  # fmt: skip
     record = {"job": hydra.job.num, "overrides": list(hydra.overrides.task), **outcome,
               "folder": folder if os.path.isdir(folder) else None,
               "stderr": _stderr_id()}  # fmt: skip
-    jobs = os.path.join(os.path.dirname(folder), JOBS)  # the job folder is one level down
+    path = _record_path(hydra)
     try:
-        os.makedirs(jobs, exist_ok=True)
-        save_json(os.path.join(jobs, f"{hydra.job.num}.json"), record)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        save_json(path, record)
     except (OSError, UserError) as exc:  # the job's own results are saved; say what is missing
         print(f"warning: job {hydra.job.num} is missing from the sweep summary: {exc}",
               file=sys.stderr, flush=True)  # fmt: skip
@@ -231,10 +215,15 @@ class SweepSummary(Callback):
     of the multirun summary.csv, the failed jobs' errors, the table and the exit code."""
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
-        if _outcome is None and job_return.status.name == "FAILED":  # not a UserError
+        """A job that ended in an exception run_job did not say (a bug: not a UserError) has
+        no record yet: this writes it."""
+        from hydra.core.hydra_config import HydraConfig
+
+        if job_return.status.name == "FAILED" and not os.path.exists(
+            _record_path(HydraConfig.get())
+        ):
             error = f"{type(job_return._return_value).__name__}: {job_return._return_value}"
-            report("failed", 1, error)
-        write_record()
+            write_record("failed", 1, error)
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -246,7 +235,7 @@ class SweepSummary(Callback):
             write_csv(rows, where, relative_to=sweep_dir)
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr, flush=True)
-            _sweep_codes.append(exc.exit_code)
+            current().codes.append(exc.exit_code)
             where = "not written"
         for r in rows:
             shown = r.get("stderr") is not None and r.get("stderr") == _stderr_id()
@@ -254,7 +243,7 @@ class SweepSummary(Callback):
                 overrides = " ".join(f"{k}={v}" for k, v in r["overrides"].items())
                 print(f"job {r['job']} ({overrides}) {r['status']}: error: {r['error']}",
                       file=sys.stderr, flush=True)  # fmt: skip
-        _sweep_codes.append(max(r["exit_code"] for r in rows))
+        current().codes.append(max(r["exit_code"] for r in rows))
         bad = sum(r["status"] != "ok" for r in rows)
         failed = f", {bad} failed" if bad else ""
         print(f"\n{len(rows)} jobs{failed}; summary: {where}\n{table(rows)}", flush=True)
