@@ -35,6 +35,7 @@ from mlrefresh.runs.console import (
     hydra_error_from,
     quiet_broken_pipe,
     quiet_writer_threads,
+    sweep_without_multirun,
 )
 from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
@@ -196,6 +197,9 @@ def launch(hydra_main) -> int:
     session.start()  # what this command learns: nothing yet (tests run many in one process)
     rundir.register_resolvers()
     quiet_broken_pipe()
+    if refusal := sweep_without_multirun(sys.argv):
+        _say(refusal)
+        return 2
     try:
         _resume_in_place(sys.argv)
     except UserError as exc:

@@ -24,6 +24,7 @@ __all__ = [
     "HeldStderr",
     "hydra_error_from",
     "hydra_error_line",
+    "sweep_without_multirun",
     "quiet_broken_pipe",
     "quiet_writer_threads",
 ]
@@ -65,6 +66,30 @@ def _unknown_key(key: str) -> str:
     )
 
 
+def sweep_without_multirun(argv: list[str]) -> str | None:
+    """The error line for `key=a,b` on a command line without -m, from Hydra's own parse of
+    the override (its value type: a choice sweep), before Hydra composes; else None. Hydra would
+    stop later with a message of its own words ("Ambiguous value for argument ...")."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import OverrideParseException
+
+    if any(a in ("-m", "--multirun") for a in argv):
+        return None
+    words = [a for a in argv[1:] if "=" in a and not a.startswith("-")]  # the overrides
+    try:
+        overrides = OverridesParser.create().parse_overrides(words)
+    except OverrideParseException:
+        return None  # Hydra says so itself (hydra_error_from)
+    for o in overrides:
+        if o.value_type == ValueType.SIMPLE_CHOICE_SWEEP and not o.key_or_group.startswith("hydra"):
+            return (
+                f"error: {o.input_line!r} holds a comma; use -m to sweep over the values, "
+                "[a,b] for a list, or quote it as a string"
+            )
+    return None
+
+
 def hydra_error_from(exc: BaseException | None) -> str | None:
     """The one-line summary of Hydra's error from its exception's type and fields, where they
     say enough (an unknown option, an unknown key, an override it cannot parse); else None,
@@ -99,13 +124,9 @@ def hydra_error_line(text: str) -> str:
         if "." not in key and "No match in the defaults list" not in text:
             return f"error: unknown config group or key {key!r}; check the spelling"
         return _unknown_key(key)
+    # Hydra's exception says no more than its words here (no key, no override): read them
     if m := re.search(r"An item is already at '([^']+)'", text):
         return f"error: {m.group(1)} exists already; set it without the +: {m.group(1)}=..."
-    if m := re.search(r"Ambiguous value for argument '([^']+)'", text):
-        return (
-            f"error: {m.group(1)!r} holds a comma; use -m to sweep over the values, "
-            "[a,b] for a list, or quote it as a string"
-        )
     if "override_grammar" in text or "no viable alternative" in text or "mismatched" in text:
         return _cannot_parse(first)
     if "Cannot find primary config" in text:
