@@ -76,6 +76,21 @@ def test_resuming_a_finished_run_changes_nothing(tmp_path):
     assert m["epochs"] == 2 and snapshot(tmp_path) == before
 
 
+def test_a_run_saved_by_an_earlier_version_resumes(tmp_path):
+    """A last.pt whose config lacks keys added since (an earlier version's) resumes: they take
+    their defaults from the schema, and the run goes on as the same run extended."""
+    cfg = ("optim.schedule=constant", "trainer.epochs=2")
+    train(make_cfg(*cfg), run_dir=tmp_path / "old")
+    train(make_cfg(*cfg[:1], "trainer.epochs=3"), run_dir=tmp_path / "whole")
+    state = torch.load(tmp_path / "old" / LAST, weights_only=True)
+    for key in ("cuda_graph", "checkpoint_every", "image_every"):  # newer than the first runs
+        del state["config"]["trainer"][key]
+    torch.save(state, tmp_path / "old" / LAST)
+    m = train(make_cfg(*cfg[:1], "trainer.epochs=3", f"trainer.resume={tmp_path / 'old'}"))
+    assert m["epochs"] == 3
+    assert max_difference(weights(tmp_path / "whole"), weights(tmp_path / "old")) <= 1e-6
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

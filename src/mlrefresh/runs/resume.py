@@ -148,7 +148,8 @@ def resume_config(cfg, keys: list[str] | None):
     run_dir = os.fspath(cfg.trainer.resume)
     state = load_last(run_dir)
     check_state(state, run_dir)
-    saved = state["config"]
+    merged = complete(OmegaConf.create(state["config"]))  # an earlier version's: new keys default
+    saved = OmegaConf.to_container(merged)
     given = OmegaConf.to_container(cfg, resolve=True)
     given.pop("hydra", None)
     if keys is None:
@@ -168,7 +169,6 @@ def resume_config(cfg, keys: list[str] | None):
             f"trainer.epochs={epochs} but {run_dir} has already trained {state['epoch']} epochs; "
             "give at least that many"
         )
-    merged = complete(OmegaConf.create(saved))  # saved by an earlier version: new keys default
     merged.trainer.epochs = epochs
     merged.trainer.resume = run_dir
     return merged, state
