@@ -1,7 +1,9 @@
-"""Adding a loss and a model, as README's "Adding a loss, a dataset, a model" says: a copy of the
-project gets a hinge loss (losses.py + configs/loss/hinge.yaml) and a quadratic-feature model
-(models.py + configs/model/quadratic.yaml), edited in exactly those files, and trains them with
-`python scripts/train.py loss=hinge model=quadratic` (a real process on the copy)."""
+"""Adding a loss, a model and a data set, as README's "Adding a loss, a dataset, a model" says: a
+copy of the project gets a hinge loss (losses.py + configs/loss/hinge.yaml) and a
+quadratic-feature model (models.py + configs/model/quadratic.yaml), edited in exactly those
+files, and trains them with `python scripts/train.py loss=hinge model=quadratic`; another copy
+gets a data set of two rings (data/rings.py + configs/dataset/rings.yaml) and trains on it
+(real processes on the copies)."""
 
 import json
 import os
@@ -65,10 +67,42 @@ MODELS["quadratic"] = Quadratic
 '''
 
 
-def test_a_new_loss_and_a_new_model_are_two_files_and_two_yamls(tmp_path):
+RINGS = '''"""Rings: two concentric rings of radius 1 and 2; a circle parts them, no line does."""
+
+import math
+
+import torch
+
+from mlrefresh.data.dataset import Dataset, dataset
+from mlrefresh.data.synthetic import Seed, Size, Spread, generated
+
+
+@dataset(num_classes=2)
+def rings(
+    n_train: Size = 1000, n_val: Size = 1000, std: Spread = 0.1, seed: Seed = 0, *, device="cpu"
+) -> Dataset:
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(n):
+        y = torch.arange(n) % 2
+        angle = 2 * math.pi * torch.rand(n, generator=gen)
+        radius = 1.0 + y + std * torch.randn(n, generator=gen)
+        return torch.stack([radius * angle.cos(), radius * angle.sin()], 1), y
+
+    tensors = (*draw(n_train), *draw(n_val))
+    return generated("rings", tensors, 2, f"rings of radius 1 and 2, std {std}", None, device)
+'''
+
+
+def project_copy(tmp_path) -> Path:
     copy = tmp_path / "project"
     for part in ("src", "configs", "scripts"):
         shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_a_new_loss_and_a_new_model_are_two_files_and_two_yamls(tmp_path):
+    copy = project_copy(tmp_path)
     with open(copy / "src/mlrefresh/losses.py", "a") as f:
         f.write(HINGE)
     with open(copy / "src/mlrefresh/models.py", "a") as f:
@@ -97,4 +131,31 @@ def test_a_new_loss_and_a_new_model_are_two_files_and_two_yamls(tmp_path):
         cwd=copy, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert refused.returncode == 2 and refused.stderr.startswith("error: loss=hinge pairs with")
+    assert not (tmp_path / "run2").exists()
+
+
+def test_a_new_data_set_is_one_module_and_one_yaml(tmp_path):
+    copy = project_copy(tmp_path)
+    (copy / "src/mlrefresh/data/rings.py").write_text(RINGS)
+    (copy / "configs/dataset/rings.yaml").write_text(
+        "# Usage: python scripts/train.py dataset=rings model=mlp\n"
+        "defaults:\n  - /schema/dataset/rings@_here_\n  - _self_\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "scripts/train.py", "dataset=rings", "model=mlp", "trainer.epochs=10",
+         "device=cpu", f"hydra.run.dir={run}"],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "metrics.json").read_text())["accuracy/val"] > 0.95
+    assert "rings of radius 1 and 2, std 0.1" in (run / "train.log").read_text()
+    refused = subprocess.run(  # its options' types and ranges came with the module
+        [sys.executable, "scripts/train.py", "dataset=rings", "dataset.std=-1",
+         f"hydra.run.dir={run}2"],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: dataset.std=-1 must be a finite number > 0")
     assert not (tmp_path / "run2").exists()
