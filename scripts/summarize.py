@@ -3,8 +3,9 @@
 python scripts/summarize.py outputs/multirun/2026-11-27_10-00-00
 python scripts/summarize.py outputs/ --csv all.csv      # every run and sweep, one CSV row per job
 
-Jobs are grouped by their overrides, seeds (seed, dataset.seed) aggregated: n, mean ± std of
-accuracy/val and nll/val, best first (see src/mlrefresh/sweeps/summary.py). A sweep's job records
+Jobs are grouped by their resolved configuration (.hydra/config.yaml), seeds (seed,
+dataset.seed) aggregated: n, mean ± std of accuracy/val and nll/val, best first (see
+src/mlrefresh/sweeps/summary.py). A sweep's job records
 (.jobs/) give the status of every job, refused ones included; a folder without records is read
 from its files (metrics.json: ok, else unfinished).
 """
@@ -44,7 +45,8 @@ def main(argv=None) -> int:
         except OutputError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    print(f"{len(rows)} runs" + (f"; summary: {args.csv}" if args.csv else ""))
+    runs = f"{len(rows)} run{'s' if len(rows) != 1 else ''}"
+    print(runs + (f"; summary: {args.csv}" if args.csv else ""))
     print(summary.table(rows))
     return 0
 

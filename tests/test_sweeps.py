@@ -122,6 +122,23 @@ def test_optuna_without_its_plugin_says_how_to_install_it(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_summarize_groups_runs_by_their_resolved_configuration(tmp_path):
+    """The default run and `dataset=blobs` spelled out are one configuration, and so are
+    `loss=square model=logistic` with and without it: two rows of two runs, not four."""
+    for i, extra in enumerate([[], ["dataset=blobs"], ["loss=square", "model=logistic"],
+                               ["loss=square", "model=logistic", "dataset=blobs"]]):  # fmt: skip
+        made = run(*extra, "trainer.epochs=2", f"seed={i}", f"hydra.run.dir={tmp_path}/r{i}")
+        assert made.returncode == 0, made.stderr
+    result = run(str(tmp_path), script=SUMMARIZE)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "4 runs"
+    assert lines[1].split() == ["loss", "n", "accuracy/val", "%", "nll/val"]
+    assert sorted(line.split()[:2] for line in lines[2:]) == [["ce", "2"], ["square", "2"]]
+    one = run(str(tmp_path / "r0"), script=SUMMARIZE)
+    assert one.stdout.splitlines()[0] == "1 run"
+
+
 def test_summarize_script(tmp_path):
     sweep = tmp_path / "sweep"
     made = run("-m", "seed=1,2", "optim.lr=0.1,-1", "trainer.epochs=2", f"hydra.sweep.dir={sweep}")
@@ -134,7 +151,7 @@ def test_summarize_script(tmp_path):
     assert lines[0] == f"5 runs; summary: {tmp_path / 'all.csv'}"
     assert lines[1].split() == ["optim.lr", "n", "accuracy/val", "%", "nll/val"]
     lr01 = next(line for line in lines if line.startswith("0.1 "))
-    assert lr01.split()[1] == "2" and "±" in lr01  # two seeds in one row
+    assert lr01.split()[1] == "3" and "±" in lr01  # two seeds, and the run alone (lr 0.1 too)
     assert "0 (2 refused)" in lines[-1]
     rows = read_csv(tmp_path / "all.csv")
     assert sorted(r["status"] for r in rows) == ["ok", "ok", "ok", "refused", "refused"]

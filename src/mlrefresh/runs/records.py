@@ -1,5 +1,6 @@
 """The files a sweep summary reads back, checked as they are read: a job's record
-(`.jobs/<n>.json`), a run's `metrics.json` and Hydra's `.hydra/overrides.yaml`.
+(`.jobs/<n>.json`), a run's `metrics.json` and Hydra's `.hydra/overrides.yaml` and
+`.hydra/config.yaml`.
 
 A file that cannot be read or has the wrong shape (cut short, emptied, edited by hand, left by
 another version) raises `Damaged`, which names the file; readers of many files (summary.collect,
@@ -26,8 +27,8 @@ import yaml
 
 from mlrefresh.errors import UserError
 
-__all__ = ["Damaged", "parse_overrides", "read_metrics", "read_overrides", "read_record",
-           "skip_damaged"]  # fmt: skip
+__all__ = ["Damaged", "parse_overrides", "read_config", "read_metrics", "read_overrides",
+           "read_record", "skip_damaged"]  # fmt: skip
 
 
 class Damaged(UserError):
@@ -59,6 +60,20 @@ def read_overrides(folder) -> dict:
     if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
         raise Damaged(path, "not a list of overrides")
     return parse_overrides(overrides)
+
+
+def read_config(folder) -> dict | None:
+    """A run folder's resolved config (Hydra's .hydra/config.yaml) as flat keys, as the command
+    line spells them ({"optim.lr": 0.1, ...}); None where the folder has none."""
+    from mlrefresh.checks import flatten
+
+    path = Path(folder) / ".hydra" / "config.yaml"
+    if not path.exists():
+        return None
+    config = _load(path, yaml.safe_load)
+    if not isinstance(config, dict):
+        raise Damaged(path, "not a config")
+    return flatten(config)
 
 
 def read_metrics(path) -> dict:

@@ -7,7 +7,10 @@ line, folder and final metrics. At the end of the multirun `SweepSummary.on_mult
 the process that started the sweep) gathers the records into `summary.csv`, prints the error
 lines of failed jobs that went elsewhere (submitit's log files), prints the table and sets the
 sweep's exit code (the worst job's). The table has one row per configuration, the seeds (`seed`,
-`dataset.seed`) aggregated: n, mean ± std of accuracy/val and of nll/val, best first.
+`dataset.seed`) aggregated: n, mean ± std of accuracy/val and of nll/val, best first. A
+configuration is a run's resolved config (its .hydra/config.yaml: the default run and the same
+run with `dataset=blobs` spelled out are one), without what only says where files and data
+go (NOT_SETTINGS); a job refused before it had a folder is known by its overrides.
 `scripts/summarize.py DIR ...` prints the same table for folders that exist already.
 
 Example:
@@ -32,6 +35,7 @@ from mlrefresh.errors import UserError
 from mlrefresh.runs.checkpoint import save_atomically, save_json
 from mlrefresh.runs.records import (
     parse_overrides,
+    read_config,
     read_metrics,
     read_overrides,
     read_record,
@@ -44,6 +48,10 @@ __all__ = ["SEEDS", "SweepSummary", "collect", "parse_overrides", "read_override
            "write_csv", "write_record"]  # fmt: skip
 
 SEEDS = ("seed", "dataset.seed")  # aggregated over, not configurations
+# keys that say where a run's files and data go or what it writes, not what it trains
+NOT_SETTINGS = (*SEEDS, "trainer.resume", "trainer.tensorboard", "trainer.images",
+                "trainer.image_every", "trainer.checkpoint_every", "dataset.root",
+                "dataset.download", "dataset.mirrors", "dataset.checksums")  # fmt: skip
 METRICS = ["accuracy/val", "nll/val", "loss/val", "accuracy/train", "loss/train", "kl/val"]
 EXTRA = ["epochs", "train_seconds", "device"]
 
@@ -149,10 +157,45 @@ def collect(folders) -> list[dict]:
     return rows
 
 
+def _settings(row) -> dict:
+    """What the row's run trained: its resolved config where its folder has one (read once and
+    kept in the row), else its overrides; without NOT_SETTINGS; values as text."""
+    if "settings" not in row:
+        folder = row.get("folder")
+        found = skip_damaged(read_config, folder) if folder else []
+        config = found[0] if found and found[0] is not None else row["overrides"]
+        row["settings"] = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
+    return row["settings"]
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()
+    return str(value)
+
+
 def _swept(rows) -> list[str]:
-    keys = list(dict.fromkeys(k for r in rows for k in r["overrides"]))
-    varied = [k for k in keys if len({r["overrides"].get(k) for r in rows}) > 1]
-    return varied if len(rows) > 1 else keys
+    """The keys whose values differ between the rows that have them (all given keys for one
+    row), in the order they first appear; a group's key only where it differs within one choice
+    of the group (dataset.std is not a column of `dataset=blobs,xor`: each has its own)."""
+    keys = list(dict.fromkeys(k for r in rows for k in _settings(r)))
+    if len(rows) == 1:
+        return [k for k in keys if k in rows[0]["overrides"]]
+
+    def varies(key):  # among the rows of one choice of its group: dataset.std is xor's 0.5
+        group = key.split(".")[0] + ".name"
+        seen = {}
+        for r in rows:
+            if key in r["settings"]:
+                choice = r["settings"].get(group) if key != group else None
+                seen.setdefault(choice, set()).add(r["settings"][key])
+        if None in seen:  # the key itself, or a row known by its overrides only
+            return len(set().union(*seen.values())) > 1
+        return any(len(values) > 1 for values in seen.values())
+
+    return [k for k in keys if varies(k)]
 
 
 def _mean_std(values, scale=1.0) -> str:
@@ -165,16 +208,17 @@ def _mean_std(values, scale=1.0) -> str:
 
 def table(rows) -> str:
     """One line per configuration (seeds aggregated), best mean accuracy/val first."""
-    keys = [k for k in _swept(rows) if k not in SEEDS]
+    keys = _swept(rows)  # every key in which two rows' settings differ
     groups: dict[tuple, list] = {}
     for r in rows:
-        groups.setdefault(tuple(r["overrides"].get(k, "") for k in keys), []).append(r)
+        groups.setdefault(tuple(_settings(r).get(k, "") for k in keys), []).append(r)
 
     def score(item):
         ok = [r["accuracy/val"] for r in item[1] if r["status"] == "ok"]
         return (not ok, -statistics.mean(ok) if ok else 0)
 
-    header = [*keys, "n", "accuracy/val %", "nll/val"]
+    named = [k.removesuffix(".name") if k.count(".") == 1 else k for k in keys]
+    header = [*named, "n", "accuracy/val %", "nll/val"]  # model, not model.name
     lines = []
     for values, group in sorted(groups.items(), key=score):
         ok = [r for r in group if r["status"] == "ok"]
@@ -246,4 +290,5 @@ class SweepSummary(Callback):
         current().codes.append(max(r["exit_code"] for r in rows))
         bad = sum(r["status"] != "ok" for r in rows)
         failed = f", {bad} failed" if bad else ""
-        print(f"\n{len(rows)} jobs{failed}; summary: {where}\n{table(rows)}", flush=True)
+        jobs = f"{len(rows)} job{'s' if len(rows) != 1 else ''}"
+        print(f"\n{jobs}{failed}; summary: {where}\n{table(rows)}", flush=True)
