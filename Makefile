@@ -10,7 +10,9 @@ ARGS ?=
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e ".[dev,sweep]"
+	@echo "installing mlrefresh and its dependencies into $(VENV) (torch, hydra, tensorboard, ...;"
+	@echo "1-3 minutes the first time; pip's progress below)"
+	$(BIN)/python -m pip install --disable-pip-version-check -e ".[dev,sweep]"
 	touch $(STAMP)
 
 train: $(STAMP)

@@ -14,9 +14,11 @@ measured value as mean +- std and [min, max] over the runs.
 import argparse
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from collections import defaultdict
 
 import torch
@@ -140,16 +142,51 @@ def kl(runs):
 CHECKS = {"saturation": saturation, "clamped": clamped, "outliers": outliers, "xor": xor, "kl": kl}
 
 
-def run_experiment(name, out, overrides):
+def _sweep(cmd, say):
+    """Run the sweep, saying its progress (`say(jobs done, jobs)`) from its log lines: Hydra's
+    "Launching N jobs" and each job's last line ("val accuracy ... in <folder>"). Returns the
+    exit code and the output (stdout and stderr, interleaved)."""
+    lines, done, total = [], 0, "?"
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as p:
+        for line in p.stdout:
+            lines.append(line)
+            if m := re.search(r"Launching (\d+) jobs", line):
+                total = m.group(1)
+            elif "] - val accuracy " in line:
+                done += 1
+            else:
+                continue
+            say(done, total)
+    return p.returncode, "".join(lines)
+
+
+def run_experiment(name, out, overrides, say=lambda done, total: None):
     sweep = os.path.join(out, name)
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "-m", f"experiment={name}",
            f"hydra.sweep.dir={sweep}", *overrides]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        print(f"error: experiment {name} failed (exit {result.returncode}):", file=sys.stderr)
-        print(result.stderr.strip(), file=sys.stderr)
-        return [(f"{name}: the sweep ran", f"exit code {result.returncode}", False)]
+    code, output = _sweep(cmd, say)
+    if code != 0:
+        print(f"error: experiment {name} failed (exit {code}):", file=sys.stderr)
+        print(output.strip(), file=sys.stderr)
+        return [(f"{name}: the sweep ran", f"exit code {code}", False)]
     return CHECKS[name](load_runs(sweep))
+
+
+class Progress:
+    """One line on stderr per experiment: updated in place on a terminal, else written once
+    when the experiment is done (a log file gets no flood of partial lines)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream, self.live = stream, stream.isatty()
+        self.start = time.monotonic()
+
+    def __call__(self, text: str, final: bool = False) -> None:
+        line = f"{text} ({time.monotonic() - self.start:.0f} s)"
+        if self.live:
+            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+        elif final:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
 
 def main(argv=None) -> int:
@@ -166,10 +203,19 @@ def main(argv=None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     out = options.out or tempfile.mkdtemp(prefix="claims-")
-    rows = []
-    for name in names:
-        for claim, measured, holds in run_experiment(name, out, overrides):
-            rows.append((name, claim, measured, holds))
+    print(f"claims: {len(names)} sweep(s) into {out}", file=sys.stderr, flush=True)
+    rows, progress = [], Progress()
+    for i, name in enumerate(names, 1):
+        step = f"[{i}/{len(names)}] {name}"
+        progress(f"{step}: starting")
+
+        def say(done, total, step=step):
+            progress(f"{step}: {done}/{total} jobs")
+
+        found = run_experiment(name, out, overrides, say)
+        holding = sum(holds for _, _, holds in found)
+        progress(f"{step}: {holding} of {len(found)} claims hold", final=True)
+        rows += [(name, claim, measured, holds) for claim, measured, holds in found]
     width = max(len(r[1]) for r in rows)
     print(
         f"\n{'experiment':<11} {'claim':<{width}}  {'holds':<5}  measured: mean +- std [min, max]"
