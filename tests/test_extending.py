@@ -1,4 +1,4 @@
-"""Adding a loss, a model and a data set, as README's "Adding a loss, a dataset, a model" says: a
+"""Adding a loss, a model and a data set, as docs/extending.md says: a
 copy of the project gets a hinge loss (losses.py + configs/loss/hinge.yaml) and a
 quadratic-feature model (models.py + configs/model/quadratic.yaml), edited in exactly those
 files, and trains them with `python scripts/train.py loss=hinge model=quadratic`; another copy

@@ -1,5 +1,6 @@
-"""The layout README describes: the lecture core (src/mlrefresh/*.py and data/) imports nothing
-from runs/, sweeps/ or plots/; no source file over 300 lines, no function over 60."""
+"""The layout docs/extending.md describes: the lecture core (src/mlrefresh/*.py and data/)
+imports nothing from runs/, sweeps/ or plots/; no source file over 300 lines, no function over
+60."""
 
 import ast
 from pathlib import Path

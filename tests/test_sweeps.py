@@ -9,10 +9,12 @@ SLURM, TensorBoard's server and Ctrl-C run as real processes (slow tier).
 """
 
 import csv
+import glob
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -178,9 +180,10 @@ def _cluster_down() -> str | None:
 
 
 def readme_command(marker: str) -> list[str]:
-    """The command in README.md's code block that starts with `marker`."""
-    with open(os.path.join(ROOT, "README.md")) as f:
-        line = next(line for line in f if line.startswith(marker))
+    """The command in a code block of README.md or docs/*.md that starts with `marker`."""
+    pages = [os.path.join(ROOT, "README.md"), *glob.glob(os.path.join(ROOT, "docs", "*.md"))]
+    lines = (line for page in pages for line in Path(page).read_text().splitlines())
+    line = next(line for line in lines if line.startswith(marker))
     return line.split("#")[0].split()[2:]  # after `python scripts/train.py`
 
 

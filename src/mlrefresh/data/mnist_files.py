@@ -112,8 +112,8 @@ def _download_missing(source, missing, folder, mirrors, md5):
         why = "; ".join(f"{url}: {reason}" for url, reason in exc.reasons)
         raise DataError(
             f"{source.title} files missing: {', '.join(still)}. Download failed from every "
-            f"mirror ({why}). Put the files in {folder}/ by hand (see README, 'MNIST on an "
-            "offline machine'), or point dataset.root or dataset.mirrors elsewhere"
+            f"mirror ({why}). Put the files in {folder}/ by hand (see docs/mnist.md), or "
+            "point dataset.root or dataset.mirrors elsewhere"
         ) from None
     finally:  # leave no trace of an attempt that brought nothing (a failure, Ctrl-C, SIGTERM)
         for made in created:
