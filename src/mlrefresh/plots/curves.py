@@ -2,9 +2,12 @@
 a thin line per seed and a thick mean.
 
 The contrast is whatever the jobs' overrides vary besides the seeds (`seed`, `dataset.seed`):
-`loss` for `-m experiment=saturation`, `optim.lr` for `-m optim.lr=0.01,0.1`. Panels: validation
-accuracy, validation NLL (or loss, for models without probabilities), diag/dz_abs, and kl/val
-where the data's true posterior is known.
+`loss` for `-m experiment=saturation`, `optim.lr` for `-m optim.lr=0.01,0.1`. Panels, two to a
+row, the legend above them: validation accuracy (its axis at least 0.1 tall: a spread of 0.01
+is noise), validation NLL (where a model has no probabilities: each loss on its own panel, as
+square loss and cross-entropy are not on one scale), diag/dz_abs, and where the data's true
+posterior is known kl/val, and for `experiment=kl` the claim it checks: NLL - KL = the entropy
+of p(y|x).
 
 Example:
     python scripts/train.py -m experiment=saturation hydra.sweep.dir=outputs/sat
@@ -14,17 +17,19 @@ Example:
 import os
 from collections import defaultdict
 
+from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mlrefresh.errors import DataError
-from mlrefresh.plots.figures import plt, save
-from mlrefresh.runs.records import read_overrides, skip_damaged
+from mlrefresh.plots.figures import plt
+from mlrefresh.runs.records import read_config, read_overrides, skip_damaged
 from mlrefresh.sweeps.summary import SEEDS
 
 __all__ = ["draw_sweep", "read_sweep"]
 
-COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
-DASHES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
+COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+           "#1f78b4", "#666666", "#b15928"]  # fmt: skip
+DASHES = ["-", "--", ":", "-."]  # with the colours: 10 x 4 settings, no two alike
 
 
 def read_sweep(sweep_dir) -> list[dict]:
@@ -47,7 +52,9 @@ def read_sweep(sweep_dir) -> list[dict]:
         for tag in acc.Tags()["scalars"]:
             events = acc.Scalars(tag)
             scalars[tag] = ([e.step for e in events], [e.value for e in events])
-        jobs.append({"overrides": overrides[0], "scalars": scalars})
+        config = skip_damaged(read_config, folder)
+        loss = (config[0] or {}).get("loss.name", "?") if config else "?"
+        jobs.append({"overrides": overrides[0], "scalars": scalars, "loss": loss})
     if not jobs:
         raise DataError(
             f"--sweep {sweep_dir}: no runs with event files in it; give the folder of a "
@@ -66,39 +73,95 @@ def _label(job, keys):
     return ", ".join(f"{k}={job['overrides'].get(k)}" for k in keys) or "all runs"
 
 
+def _panels(jobs) -> list[tuple]:
+    """(tag, title, which jobs) per panel."""
+    every = lambda job: True  # noqa: E731
+    panels = [("accuracy/val", "val accuracy", every)]
+    if all("nll/val" in j["scalars"] for j in jobs):
+        panels.append(("nll/val", "NLL, val (nats)", every))
+    else:  # no probabilities somewhere: each loss on its own scale
+        for loss in sorted({j["loss"] for j in jobs}):
+            mine = lambda j, name=loss: j["loss"] == name  # noqa: E731
+            panels.append(("loss/val", f"loss {loss}, val", mine))
+    panels.append(("diag/dz_abs", "mean |dL/dz| (train)", every))
+    if all("kl/val" in j["scalars"] for j in jobs):
+        panels.append(("kl/val", "KL(p_true || p_model), val", every))
+        likelihood = any(j["overrides"].get("experiment") == "kl" for j in jobs)  # its claim
+        if likelihood and all("entropy/val" in j["scalars"] and "nll/val" in j["scalars"]
+                              for j in jobs):  # fmt: skip
+            title = "NLL - KL, val = entropy of p_true (black dots), up to label noise"
+            panels.append(("nll-kl", title, every))
+    return panels
+
+
+def _series(scalars, tag):
+    if tag != "nll-kl":
+        return scalars.get(tag)
+    (steps, nll), (_, kl) = scalars["nll/val"], scalars["kl/val"]
+    return steps, [a - b for a, b in zip(nll, kl)]
+
+
+def _draw(ax, tag, runs, colour, dash, label):
+    curves = [c for c in (_series(r, tag) for r in runs) if c]
+    for steps, values in curves:
+        ax.plot(steps, values, color=colour, linestyle=dash, linewidth=0.7, alpha=0.45)
+    if curves:
+        length = min(len(v) for _, v in curves)
+        mean = [sum(v[s] for _, v in curves) / len(curves) for s in range(length)]
+        ax.plot(curves[0][0][:length], mean, color=colour, linestyle=dash, linewidth=2.6,
+                label=label)  # fmt: skip
+    if tag == "nll-kl":  # the data's entropy: what NLL - KL equals, every epoch
+        for steps, values in (r["entropy/val"] for r in runs):
+            ax.plot(steps, values, color="black", linestyle=":", linewidth=1.2)
+
+
+def _accuracy_axis(ax) -> None:
+    low, high = ax.get_ylim()
+    if high - low < 0.1:  # a spread of 0.01 drawn full height looks like a difference
+        middle = (low + high) / 2
+        low, high = middle - 0.05, middle + 0.05
+        shift = max(0.0, high - 1.005)
+        ax.set_ylim(low - shift, high - shift)
+
+
 def draw_sweep(sweep_dir, out_dir) -> str:
     """A PNG of the sweep's curves in out_dir; returns its path."""
     jobs = read_sweep(sweep_dir)
     keys = _contrast(jobs)
     groups = defaultdict(list)
     for job in jobs:
-        groups[_label(job, keys)].append(job["scalars"])
-    second = "nll/val" if all("nll/val" in j["scalars"] for j in jobs) else "loss/val"
-    panels = [("accuracy/val", "val accuracy"), (second, second.replace("/", " ")),
-              ("diag/dz_abs", "mean |dL/dz| (train)")]  # fmt: skip
-    if all("kl/val" in j["scalars"] for j in jobs):
-        panels.append(("kl/val", "KL(p_true || p_model), val"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.9))
-    for i, (group, runs) in enumerate(sorted(groups.items())):
-        colour, dash = COLOURS[i % len(COLOURS)], DASHES[i % len(DASHES)]
-        for ax, (tag, _) in zip(axes, panels):
-            curves = [r[tag] for r in runs if tag in r]
-            for steps, values in curves:
-                ax.plot(steps, values, color=colour, linestyle=dash, linewidth=0.7, alpha=0.45)
-            if curves:
-                length = min(len(v) for _, v in curves)
-                mean = [sum(v[s] for _, v in curves) / len(curves) for s in range(length)]
-                ax.plot(curves[0][0][:length], mean, color=colour, linestyle=dash, linewidth=2.6,
-                        label=f"{group} (n={len(curves)})")  # fmt: skip
-    for ax, (tag, title) in zip(axes, panels):
-        ax.set_title(title)
+        groups[_label(job, keys)].append(job)
+    panels = _panels(jobs)
+    rows = (len(panels) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(11, 3.3 * rows + 0.9), squeeze=False)
+    axes = axes.flatten()
+    for i, (group, members) in enumerate(sorted(groups.items())):
+        colour, dash = COLOURS[i % len(COLOURS)], DASHES[i // len(COLOURS) % len(DASHES)]
+        for ax, (tag, _, which) in zip(axes, panels):
+            runs = [j["scalars"] for j in members if which(j)]
+            _draw(ax, tag, runs, colour, dash, f"{group} (n={len(members)})")
+    for ax, (tag, title, _) in zip(axes, panels):
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if tag in ("diag/dz_abs", "kl/val"):  # symlog: an exact 0 (a dead unit) still shows
             ax.set_yscale("symlog", linthresh=1e-4)
-    axes[0].legend(fontsize=9)
+        if tag == "accuracy/val":
+            _accuracy_axis(ax)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
     name = os.path.basename(os.path.normpath(sweep_dir))
     contrast = ", ".join(keys) or "one setting"
     fig.suptitle(f"{name}: contrast {contrast}; thin lines one run each, thick the mean")
+    ncol = max(1, min(len(labels), 4, 110 // (max(map(len, labels), default=1) + 6)))  # fits
+    fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=9,
+               bbox_to_anchor=(0.5, 1 - 0.45 / fig.get_figheight()), frameon=False)  # fmt: skip
+    legend_rows = -(-len(labels) // ncol)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + 0.25 * legend_rows) / fig.get_figheight()))
     os.makedirs(out_dir, exist_ok=True)
-    return save(fig, os.path.join(out_dir, f"sweep_{name}.png"), dpi=75)
+    path = os.path.join(out_dir, f"sweep_{name}.png")
+    fig.savefig(path, dpi=90)  # not figures.save: its tight_layout would undo the legend's room
+    plt.close(fig)
+    return path

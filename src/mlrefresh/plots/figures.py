@@ -124,7 +124,9 @@ def _clamped(folder):
     ax.plot(z.detach(), dy, label="dy/dz (autograd)", **STYLE["square"])
     ax.axvspan(-1, 0, color="grey", alpha=0.15)
     ax.axvspan(1, 2, color="grey", alpha=0.15)
+    ax.set_ylim(-0.05, 1.35)  # room above the curves: the legend covers neither
     return _finish(fig, ax, os.path.join(folder, "clamped_unit.png"), xlabel="logit z",
+                   ylabel="output y, and its gradient dy/dz",
                    title="The min/max prevent gradient flow: dy/dz = 0 outside [0, 1]",
                    legend="upper left")  # fmt: skip
 
