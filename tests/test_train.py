@@ -96,6 +96,19 @@ def test_event_file_has_every_tag_every_epoch_config_and_hparams(tmp_path):
     assert not [d for d in os.listdir(tmp_path) if os.path.isdir(tmp_path / d)]  # no sub-run
 
 
+def test_custom_scalars_put_train_and_val_of_a_metric_in_one_chart(tmp_path):
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    train(make_cfg("trainer.epochs=2"), run_dir=tmp_path)
+    stored = events(tmp_path).Tensors("custom_scalars__config__")[0].tensor_proto
+    layout = layout_pb2.Layout.FromString(stored.string_val[0])
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert charts["loss"] == ["loss/train", "loss/val"]
+    assert charts["accuracy"] == ["accuracy/train", "accuracy/val"]
+    scalars = set(events(tmp_path).Tags()["scalars"])
+    assert {t for tags in charts.values() for t in tags} <= scalars  # each chart has its curves
+
+
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
     a = train(make_cfg("trainer.epochs=3", "model.init=normal"), run_dir=tmp_path / "a")
     b = train(make_cfg("trainer.epochs=3", "model.init=normal"), run_dir=tmp_path / "b")

@@ -1,5 +1,6 @@
-"""What goes into a run's TensorBoard event file: scalars, the config as text, HParams, and
-pictures (pictures.py) with a histogram of the logits.
+"""What goes into a run's TensorBoard event file: scalars (and a Custom Scalars layout with
+each metric's train and val in one chart), the config as text, HParams, and pictures
+(pictures.py) with a histogram of the logits.
 
 Everything is written into the run directory itself (no timestamped sub-run, unlike
 `SummaryWriter.add_hparams`), so `tensorboard --logdir outputs` shows one run per Hydra job,
@@ -31,7 +32,19 @@ from torch.utils.tensorboard.summary import hparams
 from mlrefresh.errors import OutputError
 from mlrefresh.plots.pictures import boundary_image, template_image
 
-__all__ = ["RunWriter", "hparam_value"]
+__all__ = ["LAYOUT", "RunWriter", "hparam_value"]
+
+# TensorBoard's Custom Scalars tab: each metric's train and val curves in one chart, where a gap
+# between them (overfitting) shows; the Scalars tab keeps one chart per tag
+LAYOUT = {
+    "train vs val": {
+        metric: ["Multiline", [f"{metric}/train", f"{metric}/val"]]
+        for metric in ("accuracy", "nll", "loss")
+    },
+    "likelihood (generated data)": {
+        "nll = entropy + kl, val": ["Multiline", ["nll/val", "entropy/val", "kl/val"]],
+    },
+}
 
 
 def hparam_value(value):
@@ -70,6 +83,7 @@ class RunWriter:
             self.writer = SummaryWriter(log_dir=run_dir, purge_step=resume_after + 1)
             return
         self.writer = SummaryWriter(log_dir=run_dir)
+        self.writer.add_custom_scalars(LAYOUT)  # train and val of a metric in one chart
         # four leading spaces make a Markdown code block, so the YAML keeps its indentation
         block = "\n".join("    " + line for line in config_yaml.splitlines())
         self.writer.add_text("config", block, global_step=0)
