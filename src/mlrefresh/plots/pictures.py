@@ -2,8 +2,11 @@
 in the training process: an image costs about a millisecond, at epoch ends only).
 
 - `boundary_image`: for 2-D data, the predicted probability of class 1 as a filled map (blue =
-  class 0, white = unsure, orange = class 1; K > 2 classes blend their colours by probability),
-  with the validation points on top in the darker colour of their class;
+  class 0, white = unsure, orange = class 1; K > 2 classes blend their colours by probability,
+  pale), with the validation points on top: a black-edged square in the full colour of its
+  class, or where the model gets it wrong a hollow one (white inside, edged in its true
+  class's colour); a frame with the range of each
+  input feature (x1 left to right, x2 bottom to top);
 - `template_image`: for image data, each class's weights as a 28x28 map in a grid, on a diverging
   colour map centred at 0 (blue negative, white 0, red positive).
 
@@ -15,17 +18,18 @@ Example:
     >>> from mlrefresh.plots.pictures import boundary_image
     >>> model = build_model("logistic", 2, 2, init="normal", init_scale=1.0)
     >>> boundary_image(model, torch.randn(50, 2), torch.randint(0, 2, (50,))).shape
-    (200, 200, 3)
+    (234, 252, 3)
 """
 
+import numpy as np
 import torch
 
 __all__ = ["boundary_image", "template_image"]
 
-# Class colours: light where the model is sure, dark for the points (grey-scale tells them apart)
-_LIGHT = torch.tensor([[0.27, 0.51, 0.71], [0.99, 0.55, 0.24], [0.40, 0.74, 0.39],
-                       [0.62, 0.42, 0.72], [0.89, 0.47, 0.76], [0.55, 0.34, 0.29]])  # fmt: skip
-_DARK = _LIGHT * 0.45
+# Class colours: full for the points, pale (mixed with white) for the map under them
+_COLOURS = torch.tensor([[0.12, 0.40, 0.75], [0.95, 0.45, 0.05], [0.20, 0.63, 0.17],
+                         [0.52, 0.25, 0.65], [0.85, 0.20, 0.55], [0.55, 0.34, 0.29]])  # fmt: skip
+_LIGHT = 0.55 + 0.45 * _COLOURS
 
 
 @torch.no_grad()
@@ -57,14 +61,37 @@ def boundary_image(model, x_val, y_val, size=200):
     else:
         rgb = p @ colours
     image = rgb.reshape(size, size, 3)
-    # points: 3x3 squares, in the dark colour of their true class
     col = ((x_val[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long().cpu()
     row = ((high[1] - x_val[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long().cpu()
-    dark = _DARK[y_val.cpu() % len(_DARK)]
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            image[(row + dr).clamp(0, size - 1), (col + dc).clamp(0, size - 1)] = dark
-    return (image.clamp(0, 1) * 255).to(torch.uint8).numpy()
+    y = y_val.cpu()
+    wrong = (_probabilities(model, x_val).argmax(1).cpu() != y).unsqueeze(1)
+    own = _COLOURS[y % len(_COLOURS)]
+    inside = torch.where(wrong, torch.ones(3), own)  # right: filled; wrong: hollow
+    outline = torch.where(wrong, own, torch.zeros(3))  # the edge keeps the true class
+    for dr in range(-2, 3):  # 5x5 squares
+        for dc in range(-2, 3):
+            colour = outline if max(abs(dr), abs(dc)) == 2 else inside
+            image[(row + dr).clamp(0, size - 1), (col + dc).clamp(0, size - 1)] = colour
+    return _framed((image.clamp(0, 1) * 255).to(torch.uint8).numpy(), low.tolist(), high.tolist())
+
+
+def _framed(image, low, high):
+    """The map in a white margin with a frame and each axis's range written at its ends."""
+    from PIL import Image, ImageDraw
+
+    size = image.shape[0]
+    left, bottom, top = 44, 26, 8
+    canvas = Image.new("RGB", (size + left + top, size + bottom + top), "white")
+    canvas.paste(Image.fromarray(image), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((left - 1, top - 1, left + size, top + size), outline="black")
+    draw.text((left, top + size + 3), f"{low[0]:.3g}", fill="black")
+    draw.text((left + size - 30, top + size + 3), f"{high[0]:.3g}", fill="black")
+    draw.text((left + size // 2 - 6, top + size + 12), "x1", fill="black")
+    draw.text((2, top + size - 10), f"{low[1]:.3g}", fill="black")
+    draw.text((2, top), f"{high[1]:.3g}", fill="black")
+    draw.text((10, top + size // 2 - 5), "x2", fill="black")
+    return np.asarray(canvas)
 
 
 @torch.no_grad()
