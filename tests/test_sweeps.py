@@ -204,7 +204,8 @@ def test_readme_slurm_sweep_on_a_real_cluster(tmp_path):
 
 
 def _hparams_table(logdir, timeout=90):
-    """What TensorBoard's HParams dashboard is given: (name, differs) per key, in its order."""
+    """What TensorBoard's HParams dashboard is given: (name, differs) per key, in its order,
+    and the metric tags in their order."""
     import json
     import socket
     import time
@@ -227,9 +228,11 @@ def _hparams_table(logdir, timeout=90):
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(request, timeout=5) as answer:
-                    infos = json.load(answer).get("hparamInfos", [])
+                    experiment = json.load(answer)
+                infos = experiment.get("hparamInfos", [])
                 if infos:
-                    return [(h["name"], h.get("differs", False)) for h in infos]
+                    metrics = [m["name"]["tag"] for m in experiment.get("metricInfos", [])]
+                    return [(h["name"], h.get("differs", False)) for h in infos], metrics
             except OSError:  # not listening yet, or still reading the event files
                 pass
             time.sleep(0.5)
@@ -240,18 +243,20 @@ def _hparams_table(logdir, timeout=90):
 
 
 @pytest.mark.slow
-def test_hparams_table_lists_the_swept_keys_first_and_every_runs_keys(tmp_path):
+def test_hparams_table_lists_the_swept_keys_first_and_every_runs_keys_and_nll_early(tmp_path):
     sweep = tmp_path / "sweep"
     result = run("-m", "dataset=blobs,xor", "optim.lr=0.1,0.3", "trainer.epochs=2",
                  "trainer.images=false", f"hydra.sweep.dir={sweep}")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    table = _hparams_table(sweep)
+    table, metrics = _hparams_table(sweep)
     names = [name for name, _ in table]
     differ = [name for name, differs in table if differs]
     # swept first (dataset.std differs too: 1.0 for blobs, 0.5 for xor), then the rest
     assert set(names[:3]) == {"dataset.name", "optim.lr", "dataset.std"} == set(differ)
     assert "dataset.num_classes" in names  # blobs has it, xor does not: still a column
     assert "device.used" in names
+    assert metrics[:3] == ["accuracy/val", "nll/val", "loss/val"]  # not diag/* first
+    assert "diag/dead" in metrics
 
 
 @pytest.mark.slow

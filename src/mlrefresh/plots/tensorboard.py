@@ -5,10 +5,10 @@ each metric's train and val in one chart), the config as text, HParams, and pict
 Everything is written into the run directory itself (no timestamped sub-run, unlike
 `SummaryWriter.add_hparams`), so `tensorboard --logdir outputs` shows one run per Hydra job,
 named by its directory, and the HParams dashboard compares the jobs of a sweep. A run writes
-its hyperparameters (session start/end) but no HParams "experiment": TensorBoard then builds
-the table from every run's keys (those only some runs have included) and lists first the keys
-whose values differ, the swept ones. (With an experiment per run, TensorBoard takes one run's
-at random: its keys only, alphabetically, so the first five columns were dataset.* keys.)
+its hyperparameters (session start/end) but no HParams "experiment" (with one per run,
+TensorBoard takes one run's at random: its keys only). A finished sweep writes one for all its
+jobs into its own folder (`sweep_experiment`): the swept keys first, then every key any job
+has, and the metrics with the likelihood first.
 
 Example:
     >>> import tempfile
@@ -32,7 +32,7 @@ from torch.utils.tensorboard.summary import hparams
 from mlrefresh.errors import OutputError
 from mlrefresh.plots.pictures import boundary_image, template_image
 
-__all__ = ["LAYOUT", "RunWriter", "hparam_value"]
+__all__ = ["LAYOUT", "METRICS_FIRST", "RunWriter", "hparam_value", "sweep_experiment"]
 
 # TensorBoard's Custom Scalars tab: each metric's train and val curves in one chart, where a gap
 # between them (overfitting) shows; the Scalars tab keeps one chart per tag
@@ -48,8 +48,51 @@ LAYOUT = {
 
 
 def hparam_value(value):
-    """HParams take bool, int, float or str: anything else (None, lists) becomes text."""
-    return value if isinstance(value, (bool, int, float, str)) else str(value)
+    """HParams take bool, float or str: a whole number becomes text (TensorBoard shows the
+    number 1 as "1.0000"), and so does anything else (None, lists)."""
+    if isinstance(value, (bool, float, str)):
+        return value
+    return str(value)
+
+
+# the HParams table's metric columns, the likelihood first (then every other scalar)
+METRICS_FIRST = ("accuracy/val", "nll/val", "loss/val", "kl/val", "accuracy/train", "nll/train",
+                 "loss/train", "grad_norm")  # fmt: skip
+
+
+def sweep_experiment(sweep_dir, runs: list[dict], metrics: list[str]) -> None:
+    """The HParams "experiment" of a finished sweep, written into the sweep folder: runs are
+    each job's hyperparameters (as its RunWriter wrote them), metrics the scalar tags. Columns:
+    the keys whose values differ first (marked `differs`), then every other key any job has;
+    metrics in METRICS_FIRST's order, then the rest. Without it TensorBoard lists the metrics
+    alphabetically (diag/* before nll/val and loss/val). `tensorboard --logdir <sweep>` shows
+    it; over several sweeps TensorBoard takes one of their experiments."""
+    from tensorboard.compat.proto.summary_pb2 import SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    values = [{k: hparam_value(v) for k, v in run.items()} for run in runs]
+    keys = list(dict.fromkeys(k for run in values for k in run))
+    differs = {k: len({repr(run[k]) for run in values if k in run}) > 1 for k in keys}
+    kinds = {bool: "DATA_TYPE_BOOL", float: "DATA_TYPE_FLOAT64", str: "DATA_TYPE_STRING"}
+    infos = [api_pb2.HParamInfo(name=k, differs=differs[k], type=api_pb2.DataType.Value(
+                 kinds[type(next(r[k] for r in values if k in r))]))
+             for k in sorted(keys, key=lambda k: not differs[k])]  # fmt: skip
+    order = [m for m in METRICS_FIRST if m in metrics] + [m for m in metrics
+                                                          if m not in METRICS_FIRST]  # fmt: skip
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos,
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in order],
+    )
+    content = plugin_data_pb2.HParamsPluginData(experiment=experiment,
+                                                version=metadata.PLUGIN_DATA_VERSION)  # fmt: skip
+    smd = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+        plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString()))  # fmt: skip
+    with _writing(sweep_dir):
+        writer = SummaryWriter(log_dir=str(sweep_dir))
+        writer.file_writer.add_summary(
+            Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=smd)])
+        )
+        writer.close()
 
 
 @contextlib.contextmanager

@@ -43,6 +43,7 @@ from mlrefresh.runs.records import (
 )
 from mlrefresh.runs.rundir import JOBS
 from mlrefresh.runs.session import current
+from mlrefresh.sweeps.hparams import write_hparams_table
 
 __all__ = ["SEEDS", "SweepSummary", "collect", "parse_overrides", "read_overrides", "table",
            "write_csv", "write_record"]  # fmt: skip
@@ -281,6 +282,7 @@ class SweepSummary(Callback):
             print(f"error: {exc}", file=sys.stderr, flush=True)
             current().codes.append(exc.exit_code)
             where = "not written"
+        write_hparams_table(sweep_dir, rows)
         for r in rows:
             shown = r.get("stderr") is not None and r.get("stderr") == _stderr_id()
             if r["status"] != "ok" and not shown and r.get("error"):

@@ -1,0 +1,33 @@
+"""A finished sweep's HParams table for TensorBoard: one "experiment" for all its jobs, written
+into the sweep folder by the sweep summary (summary.SweepSummary), so that the swept keys come
+first and the metrics with the likelihood first (plots/tensorboard.sweep_experiment).
+
+Example:
+    python scripts/train.py -m loss=square,ce seed=1,2 hydra.sweep.dir=outputs/s
+    tensorboard --logdir outputs/s      # HParams: loss.name, seed, ...; accuracy/val, nll/val
+"""
+
+import sys
+from pathlib import Path
+
+from mlrefresh.errors import UserError
+from mlrefresh.plots.tensorboard import sweep_experiment
+from mlrefresh.runs.records import read_config, skip_damaged
+
+__all__ = ["write_hparams_table"]
+
+
+def write_hparams_table(sweep_dir: Path, rows) -> None:
+    """The sweep's HParams table for TensorBoard (plots/tensorboard.sweep_experiment), from the
+    jobs that wrote event files: each one's hyperparameters as its own writer gave them."""
+    runs, metrics = [], {}
+    for r in rows:
+        config = r.get("folder") and next(iter(skip_damaged(read_config, r["folder"])), None)
+        if config and config.get("trainer.tensorboard") and r["status"] == "ok":
+            runs.append({**config, "device.used": r.get("device")})
+            metrics.update((k, None) for k, v in r.items() if "/" in k and v is not None)
+    if runs:
+        try:
+            sweep_experiment(sweep_dir, runs, [*metrics, "grad_norm"])
+        except UserError as exc:
+            print(f"warning: no HParams table for the sweep: {exc}", file=sys.stderr, flush=True)
