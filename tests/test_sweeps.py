@@ -295,7 +295,11 @@ def test_preempted_slurm_job_is_requeued_and_resumes_from_last_pt(tmp_path):
     out, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     names = sorted(d.name for d in sweep.iterdir() if d.name[0] != ".")
-    assert names == sorted([folder.name, "multirun.yaml", "summary.csv"])  # no `<name>-1`
+    hparams = [n for n in names if n.startswith("events.out.tfevents.")]  # the sweep's table
+    assert len(hparams) == 1
+    assert sorted(set(names) - set(hparams)) == sorted(
+        [folder.name, "multirun.yaml", "summary.csv"]
+    )  # no `<name>-1`
     log = (folder / "train.log").read_text()
     assert "requeued by SLURM: resuming" in log and "epoch 100/100" in log
     events = EventAccumulator(str(folder))

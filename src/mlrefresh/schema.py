@@ -97,7 +97,10 @@ def _plain(hint):
 
 def fields(source) -> list[Field]:
     """The keys of a dataclass, or the `Annotated` keyword parameters of a function or class
-    (a model's constructor, a data set's loader), in order."""
+    (a model's constructor, a data set's loader), in order; none for None (a loss, a device:
+    a name only)."""
+    if source is None:
+        return []
     target = source.func if isinstance(source, functools.partial) else source
     hints = typing.get_type_hints(target, include_extras=True)
     if dataclasses.is_dataclass(source):
@@ -133,7 +136,7 @@ def structured(source, name: str | None = None) -> type:
 def check_values(group: str, source, values: Mapping, *, known=None) -> None:
     """Refuse a key that `source` does not have (`known`: the keys there may be; default: those
     of source, and `name` where values has one), then a value out of its range."""
-    keys = {f.name: f for f in fields(source)} if source is not None else {}
+    keys = {f.name: f for f in fields(source)}
     if known is None:
         known = ("name", *keys) if "name" in values else tuple(keys)
     checks.known_keys(group, values, known)
@@ -164,8 +167,9 @@ def _sources():
 
 
 def register() -> None:
-    """Store every schema in Hydra's ConfigStore (before Hydra composes: cli.launch, claims.py,
-    tests that compose). Idempotent."""
+    """Store every schema in Hydra's ConfigStore, as schema/<group>/<name>. Hydra calls it as
+    it starts, wherever it composes (hydra_plugins/mlrefresh_plugins/schema_store.py).
+    Idempotent."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
@@ -175,7 +179,7 @@ def register() -> None:
     store.store(group="schema", name="root", node=dataclasses.make_dataclass(
         "root_schema", spec, bases=(root,), namespace={"rules": root.rules}))  # fmt: skip
     for group, name, source in _sources():
-        node = structured(source or (lambda: None), name)
+        node = structured(source, name)
         store.store(group=f"schema/{group}", name=name, node=node)
 
 

@@ -36,7 +36,6 @@ def check_trainer(trainer) -> None:
 def refuse_bad_config(cfg):
     """Everything that can be checked before any work. Returns the device and the data set's
     name and options."""
-    cfg = cfg if isinstance(cfg, Mapping) else OmegaConf.create(cfg)
     checks.known_keys("", dict.fromkeys(cfg), ("seed", *schema.GROUPS))
     schema.check_values("", schema.Root, {"seed": cfg.get("seed")})
     for group in schema.GROUPS:
