@@ -149,3 +149,47 @@ def test_hydras_errors_are_read_from_their_types_and_fields_not_their_wording():
     composed.__cause__ = cause
     assert hydra_error_from(composed).startswith("error: unknown key trainer.bogus; ")
     assert hydra_error_from(ConfigCompositionException("no fields")) is None  # read the text
+
+
+BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
+JOBLIB = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+          "n_jobs": 2}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("threads", "launcher", "env", "expected"),
+    [
+        (None, BASIC, {}, None),  # a run: torch's default (launchers.py says why, measured)
+        (1, BASIC, {}, 1),  # trainer.threads=1: for a busy machine
+        (3, BASIC, {"OMP_NUM_THREADS": "2"}, 3),
+        (None, JOBLIB, {}, 2),  # 2 jobs at once on 4 cores: 2 each
+        (1, JOBLIB, {}, 1),
+    ],
+)
+def test_threads_of_a_run(threads, launcher, env, expected):
+    from mlrefresh.sweeps.launchers import run_threads
+
+    assert run_threads(threads, launcher, 4, env) == expected
+
+
+def test_trainer_threads_is_used_and_the_command_puts_torchs_back(tmp_path, monkeypatch):
+    """The real run, watched: the thread count train(cfg) runs with, and torch's after."""
+    import mlrefresh.runs.cli as cli_module
+
+    real, seen = cli_module.train, []
+
+    def watched(cfg, run_dir):
+        seen.append(torch.get_num_threads())
+        return real(cfg, run_dir=run_dir)
+
+    monkeypatch.setattr(cli_module, "train", watched)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # as torch starts on 2 cores: the run must not keep its 1
+    try:
+        result = cli(TRAIN, "trainer.epochs=1", "trainer.threads=1",
+                     f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -39,7 +39,7 @@ from mlrefresh.runs.console import (
 )
 from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
-from mlrefresh.sweeps.launchers import cores, job_threads
+from mlrefresh.sweeps.launchers import cores, job_threads, run_threads
 
 __all__ = ["exit_status", "launch", "run_job"]
 
@@ -57,14 +57,15 @@ def _config_error(exc: OmegaConfBaseException) -> ConfigError:
     return ConfigError(f"the config is broken{where}: {what}; check that override")
 
 
-def _set_threads(hydra) -> None:
-    """A job of a parallel launcher takes its share of the cores (see launchers.py)."""
+def _set_threads(hydra, cfg) -> None:
+    """trainer.threads, or a parallel launcher's job its share of the cores, or torch's default
+    (launchers.run_threads)."""
     launcher = OmegaConf.to_container(hydra.launcher, resolve=True)
     available = cores()
-    n = job_threads(launcher, available)
-    if n is not None:
-        if n != torch.get_num_threads():
-            torch.set_num_threads(n)
+    n = run_threads(OmegaConf.select(cfg, "trainer.threads"), launcher, available)
+    if n is not None and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    if n is not None and job_threads(launcher, available) is not None:  # a parallel launcher
         logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, available)
 
 
@@ -97,7 +98,7 @@ def run_job(cfg) -> float | None:
 
 
 def _run_job(cfg, hydra, run_dir) -> float | None:
-    _set_threads(hydra)
+    _set_threads(hydra, cfg)
     if rundir.requeued() and os.path.exists(os.path.join(run_dir, LAST)):
         logging.getLogger(__name__).info("requeued by SLURM: resuming %s from its last.pt", run_dir)
         with open_dict(cfg):
@@ -194,6 +195,7 @@ def launch(hydra_main) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
     starts from nothing that an earlier call in the same process left (tests run it in-process)."""
     signals.install()  # first: a signal from here on is said in one line
+    threads = torch.get_num_threads()  # a command sets its own (_set_threads); put back after
     session.start()  # what this command learns: nothing yet (tests run many in one process)
     rundir.register_resolvers()
     quiet_broken_pipe()
@@ -235,4 +237,6 @@ def launch(hydra_main) -> int:
         held.release()
         sys.stderr = original
         locks.let_go()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return exit_status()
