@@ -8,11 +8,9 @@ gets a data set of two rings (data/rings.py + configs/dataset/rings.yaml) and tr
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from helpers import ROOT
+from helpers import ROOT, run_script
 
 ROOT = Path(ROOT)
 
@@ -101,35 +99,36 @@ def project_copy(tmp_path) -> Path:
     return copy
 
 
+def add_yaml(copy: Path, group: str, name: str, usage: str) -> None:
+    """configs/<group>/<name>.yaml as docs/extending.md writes it: a usage line and its schema."""
+    (copy / "configs" / group / f"{name}.yaml").write_text(
+        f"# Usage: python scripts/train.py {usage}\n"
+        f"defaults:\n  - /schema/{group}/{name}@_here_\n  - _self_\n"
+    )
+
+
+def train_in(copy: Path, *args):
+    """`python scripts/train.py <args>` in the copy, its src/ first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    return run_script("scripts/train.py", *args, cwd=copy, env=env)
+
+
 def test_a_new_loss_and_a_new_model_are_two_files_and_two_yamls(tmp_path):
     copy = project_copy(tmp_path)
     with open(copy / "src/mlrefresh/losses.py", "a") as f:
         f.write(HINGE)
     with open(copy / "src/mlrefresh/models.py", "a") as f:
         f.write(QUADRATIC)
-    (copy / "configs/loss/hinge.yaml").write_text(
-        "# Usage: python scripts/train.py loss=hinge model=logistic\n"
-        "defaults:\n  - /schema/loss/hinge@_here_\n  - _self_\n"
-    )
-    (copy / "configs/model/quadratic.yaml").write_text(
-        "# Usage: python scripts/train.py model=quadratic\n"
-        "defaults:\n  - /schema/model/quadratic@_here_\n  - _self_\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    add_yaml(copy, "loss", "hinge", "loss=hinge model=logistic")
+    add_yaml(copy, "model", "quadratic", "model=quadratic")
     run = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "scripts/train.py", "loss=hinge", "model=quadratic", "trainer.epochs=5",
-         "dataset.n_train=400", "device=cpu", f"hydra.run.dir={run}"],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = train_in(copy, "loss=hinge", "model=quadratic", "trainer.epochs=5",
+                      "dataset.n_train=400", "device=cpu", f"hydra.run.dir={run}")  # fmt: skip
     assert result.returncode == 0, result.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["accuracy/val"] > 0.95 and metrics["loss/val"] < 0.5  # 1 at the start (z = 0)
     assert "epoch 5/5" in (run / "train.log").read_text()
-    refused = subprocess.run(
-        [sys.executable, "scripts/train.py", "loss=hinge", "model=linear", f"hydra.run.dir={run}2"],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    refused = train_in(copy, "loss=hinge", "model=linear", f"hydra.run.dir={run}2")
     assert refused.returncode == 2 and refused.stderr.startswith("error: loss=hinge pairs with")
     assert not (tmp_path / "run2").exists()
 
@@ -137,25 +136,15 @@ def test_a_new_loss_and_a_new_model_are_two_files_and_two_yamls(tmp_path):
 def test_a_new_data_set_is_one_module_and_one_yaml(tmp_path):
     copy = project_copy(tmp_path)
     (copy / "src/mlrefresh/data/rings.py").write_text(RINGS)
-    (copy / "configs/dataset/rings.yaml").write_text(
-        "# Usage: python scripts/train.py dataset=rings model=mlp\n"
-        "defaults:\n  - /schema/dataset/rings@_here_\n  - _self_\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    add_yaml(copy, "dataset", "rings", "dataset=rings model=mlp")
     run = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "scripts/train.py", "dataset=rings", "model=mlp", "trainer.epochs=10",
-         "device=cpu", f"hydra.run.dir={run}"],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = train_in(copy, "dataset=rings", "model=mlp", "trainer.epochs=10", "device=cpu",
+                      f"hydra.run.dir={run}")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert json.loads((run / "metrics.json").read_text())["accuracy/val"] > 0.95
     assert "rings of radius 1 and 2, std 0.1" in (run / "train.log").read_text()
-    refused = subprocess.run(  # its options' types and ranges came with the module
-        [sys.executable, "scripts/train.py", "dataset=rings", "dataset.std=-1",
-         f"hydra.run.dir={run}2"],
-        cwd=copy, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    # its options' types and ranges came with the module
+    refused = train_in(copy, "dataset=rings", "dataset.std=-1", f"hydra.run.dir={run}2")
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: dataset.std=-1 must be a finite number > 0")
     assert not (tmp_path / "run2").exists()
