@@ -12,17 +12,16 @@ from pathlib import Path
 
 from mlrefresh.errors import UserError
 from mlrefresh.plots.tensorboard import sweep_experiment
-from mlrefresh.runs.records import read_config, skip_damaged
 
 __all__ = ["write_hparams_table"]
 
 
-def write_hparams_table(sweep_dir: Path, rows) -> None:
+def write_hparams_table(sweep_dir: Path, jobs) -> None:
     """The sweep's HParams table for TensorBoard (plots/tensorboard.sweep_experiment), from the
-    jobs that wrote event files: each one's hyperparameters as its own writer gave them."""
+    jobs that wrote event files: each one's hyperparameters as its own writer gave them. jobs:
+    (resolved config as flat keys, or None; the job's summary row)."""
     runs, metrics = [], {}
-    for r in rows:
-        config = r.get("folder") and next(iter(skip_damaged(read_config, r["folder"])), None)
+    for config, r in jobs:
         if config and config.get("trainer.tensorboard") and r["status"] == "ok":
             runs.append({**config, "device.used": r.get("device")})
             metrics.update((k, None) for k, v in r.items() if "/" in k and v is not None)

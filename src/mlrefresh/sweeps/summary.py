@@ -158,13 +158,22 @@ def collect(folders) -> list[dict]:
     return rows
 
 
-def _settings(row) -> dict:
-    """What the row's run trained: its resolved config where its folder has one (read once and
-    kept in the row), else its overrides; without NOT_SETTINGS; values as text."""
-    if "settings" not in row:
+def _config(row) -> dict | None:
+    """The row's resolved config (flat keys), or None where its folder has none; read once and
+    kept in the row (the table and the HParams table both use it)."""
+    if "config" not in row:
         folder = row.get("folder")
         found = skip_damaged(read_config, folder) if folder else []
-        config = found[0] if found and found[0] is not None else row["overrides"]
+        row["config"] = found[0] if found else None
+    return row["config"]
+
+
+def _settings(row) -> dict:
+    """What the row's run trained: its resolved config where its folder has one, else its
+    overrides; without NOT_SETTINGS; values as text."""
+    if "settings" not in row:
+        config = _config(row)
+        config = config if config is not None else row["overrides"]
         row["settings"] = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
     return row["settings"]
 
@@ -282,7 +291,7 @@ class SweepSummary(Callback):
             print(f"error: {exc}", file=sys.stderr, flush=True)
             current().codes.append(exc.exit_code)
             where = "not written"
-        write_hparams_table(sweep_dir, rows)
+        write_hparams_table(sweep_dir, [(_config(r), r) for r in rows])
         for r in rows:
             shown = r.get("stderr") is not None and r.get("stderr") == _stderr_id()
             if r["status"] != "ok" and not shown and r.get("error"):
