@@ -21,7 +21,6 @@ import logging
 import os
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
@@ -29,7 +28,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
-from mlrefresh.sweeps.launchers import cores, run_threads
+from mlrefresh.sweeps.launchers import cores, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
 
@@ -131,9 +130,7 @@ class StackedLauncher(Launcher):
                 break
             numbers = ", ".join(f"#{initial_job_idx + i}" for i in chunk)
             log.info(f"\tstacked: {numbers}")
-            n = run_threads(tasks[chunk[0]].trainer.get("threads"), {}, cores())  # as a run
-            if n is not None and n != torch.get_num_threads():
-                torch.set_num_threads(n)
+            use_threads(tasks[chunk[0]].trainer.get("threads"), {}, cores())  # as a run
             try:
                 outcomes = train_stacked([(tasks[i], self._folder(configs[i])) for i in chunk])
             except UserError as exc:  # the data cannot be loaded: each job says so itself

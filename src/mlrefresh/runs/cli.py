@@ -39,7 +39,7 @@ from mlrefresh.runs.console import (
 )
 from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
-from mlrefresh.sweeps.launchers import cores, job_threads, run_threads
+from mlrefresh.sweeps.launchers import cores, job_threads, use_threads
 
 __all__ = ["exit_status", "launch", "run_job"]
 
@@ -62,9 +62,7 @@ def _set_threads(hydra, cfg) -> None:
     (launchers.run_threads)."""
     launcher = OmegaConf.to_container(hydra.launcher, resolve=True)
     available = cores()
-    n = run_threads(OmegaConf.select(cfg, "trainer.threads"), launcher, available)
-    if n is not None and n != torch.get_num_threads():
-        torch.set_num_threads(n)
+    n = use_threads(OmegaConf.select(cfg, "trainer.threads"), launcher, available)
     if n is not None and job_threads(launcher, available) is not None:  # a parallel launcher
         logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, available)
 

@@ -34,10 +34,12 @@ Example:
 import os
 import shutil
 
+import torch
+
 from mlrefresh.errors import ConfigError
 from mlrefresh.sweeps.settings import check_launcher_keys
 
-__all__ = ["check_launcher", "cores", "job_threads", "run_threads"]
+__all__ = ["check_launcher", "cores", "job_threads", "run_threads", "use_threads"]
 
 
 def cores() -> int:
@@ -79,6 +81,14 @@ def run_threads(threads, launcher: dict, cores: int, env=os.environ) -> int | No
     if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
         return threads
     return job_threads(launcher, cores, env)
+
+
+def use_threads(threads, launcher: dict, available: int) -> int | None:
+    """Set torch's threads to run_threads' choice (if it makes one); returns it."""
+    n = run_threads(threads, launcher, available)
+    if n is not None and n != torch.get_num_threads():
+        torch.set_num_threads(n)
+    return n
 
 
 def check_launcher(launcher: dict) -> None:
