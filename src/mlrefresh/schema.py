@@ -122,8 +122,9 @@ def fields(source) -> list[Field]:
 def structured(source, name: str | None = None) -> type:
     """The plain dataclass OmegaConf checks against: `name` first (a group's choice), then the
     keys of `source`. Its `rules` attribute maps each key to its rule."""
+    keys = fields(source)
     spec = [("name", str, dataclasses.field(default=name))] if name is not None else []
-    for f in fields(source):
+    for f in keys:
         default = f.default
         if isinstance(default, (list, tuple, dict)):
             made = dataclasses.field(default_factory=lambda d=default: type(d)(d))
@@ -131,7 +132,7 @@ def structured(source, name: str | None = None) -> type:
         else:
             spec.append((f.name, f.type, dataclasses.field(default=default)))
     title = f"{name or getattr(source, '__name__', 'config')}_schema"
-    rules = {f.name: f.rule for f in fields(source)}
+    rules = {f.name: f.rule for f in keys}
     return dataclasses.make_dataclass(title, spec, namespace={"rules": rules})
 
 
