@@ -12,13 +12,12 @@ table for TensorBoard is hparams.py's. `scripts/summarize.py DIR ...` prints the
 folders that exist already.
 
 Example:
-    >>> from mlrefresh.sweeps.summary import table
-    >>> rows = [{"overrides": {"optim.lr": lr, "seed": s}, "status": "ok", "accuracy/val": a}
-    ...         for lr, s, a in (("0.1", "1", 0.9), ("0.1", "2", 0.8), ("1", "1", 0.95))]
-    >>> print(table(rows))
-    optim.lr  n  accuracy/val %  nll/val
-    1         1  95.00           -
-    0.1       2  85.00 ± 7.07    -
+    >>> import os, tempfile
+    >>> from mlrefresh.sweeps.summary import collect
+    >>> run = tempfile.mkdtemp()  # a run folder: its metrics.json is its record
+    >>> _ = open(os.path.join(run, "metrics.json"), "w").write('{"accuracy/val": 0.9}')
+    >>> [(r["status"], r["accuracy/val"]) for r in collect([run])]
+    [('ok', 0.9)]
 """
 
 import csv
