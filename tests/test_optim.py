@@ -77,7 +77,7 @@ def test_constant_schedule_keeps_lr():
         ({"name": "sgd", "lr": "fast"}, "optim.lr='fast' must be a finite number"),
         (
             {"name": "sgd", "lr": 0.1, "momentum": 1.0},
-            r"momentum=1(\.0)? must be a finite number >= 0 and < 1",
+            r"momentum=1 must be a finite number >= 0 and < 1",  # checks._show: 1.0 as 1
         ),
         ({"name": "sgd", "lr": 0.1, "weight_decay": -1}, "weight_decay=-1"),
         ({"name": "adam", "lr": 0.1, "betas": [0.9]}, "betas"),
