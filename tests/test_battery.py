@@ -37,9 +37,10 @@ NAMED = [  # (what the folder holds, the command line, the error line's text)
     ("run", ["hydra.run.dir=mine", "optim.lr=-1"], "holds a run already"),
     ("run", ["hydra.run.dir=mine", "model=perceptron"], "unknown option model=perceptron"),
     ("run", ["-m", "hydra.run.dir=mine", "seed=1,2", *QUICK], None),  # -m: a sweep folder
-    ("sweep", ["-m", "hydra.sweep.dir=mine", "seed=3,4", *QUICK], "the sweep folder mine is not "
-     "empty"),
-    ("sweep", ["-m", "hydra.sweep.dir=mine", "optim.lr=-1"], "the sweep folder mine is not empty"),
+    # a sweep's folder takes only that sweep again (resumed: test_sweep_resume.py)
+    ("sweep", ["-m", "hydra.sweep.dir=mine", "seed=3,4", *QUICK], "cannot resume the sweep in "
+     "mine: it was run with seed=1,2 and this command has seed=3,4 (1, 2 missing)"),
+    ("sweep", ["-m", "hydra.sweep.dir=mine", "optim.lr=-1"], "cannot resume the sweep in mine: "),
     ("file", ["hydra.run.dir=mine", *QUICK], "the run folder mine is not empty (notes.txt)"),
     ("file", ["hydra.run.dir=mine/..", *QUICK], "is not empty"),
     ("file", ["-m", "hydra.sweep.dir=mine", "seed=1"], "the sweep folder mine is not empty"),

@@ -9,6 +9,7 @@ SLURM, TensorBoard's server and Ctrl-C run as real processes (slow tier).
 """
 
 import csv
+import functools
 import glob
 import os
 import shutil
@@ -169,6 +170,7 @@ def test_summarize_script(tmp_path):
 # -- a real one-node SLURM cluster (scripts/slurm_cluster.sh; .ci/run starts it) ---------------
 
 
+@functools.cache  # sinfo waits ~18 s for a controller that is down; ask once
 def _cluster_down() -> str | None:
     """Why the cluster cannot be used here, or None."""
     if shutil.which("sinfo") is None:

@@ -9,7 +9,8 @@ through Hydra's own run_job, as under the basic launcher (.hydra/, train.log, ca
 sweep summary): train(cfg) finds the job's run finished in its folder (or continues it from its
 last.pt: a job the stack could not finish ends as it would alone). Jobs that cannot be grouped
 (alone in their group, resumed, refused, or their data cannot be loaded) run one by one, as
-under the basic launcher.
+under the basic launcher; so do the jobs of a resumed sweep (sweeps/resume.py) that ran before:
+each continues from its own last.pt, at its own epoch, or keeps its results.
 
 Example:
     python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
@@ -28,6 +29,7 @@ from omegaconf import OmegaConf, open_dict
 
 from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
+from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.sweeps.launchers import cores, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
@@ -100,11 +102,14 @@ class StackedLauncher(Launcher):
             HydraConfig.instance().cfg = orig
         return os.path.abspath(os.path.join(folder, subdir))
 
-    def _groups(self, tasks) -> list[list[int]]:
-        """The jobs to stack, in groups of at most max_models (a group of one runs alone)."""
+    def _groups(self, tasks, folders) -> list[list[int]]:
+        """The jobs to stack, in groups of at most max_models (a group of one runs alone). A job
+        of a resumed sweep whose folder holds a last.pt already runs alone: its run continues
+        from there, or returns its results (runs/run.py)."""
         groups: dict[str, list[int]] = {}
         for i, task_cfg in enumerate(tasks):
-            key = group_key(task_cfg)
+            ran = os.path.exists(os.path.join(folders[i], LAST))
+            key = None if ran else group_key(task_cfg)
             if key is not None:
                 groups.setdefault(key, []).append(i)
         chunks = []
@@ -122,7 +127,8 @@ class StackedLauncher(Launcher):
         configs = [self._job_config(o, initial_job_idx + i) for i, o in enumerate(job_overrides)]
         tasks = [self._task_config(c) for c in configs]
         trained = set()
-        chunks = self._groups(tasks)
+        folders = [self._folder(c) for c in configs]  # made now (cached: run_job gets them)
+        chunks = self._groups(tasks, folders)
         log.info(f"Launching {len(configs)} jobs: {sum(map(len, chunks))} in {len(chunks)} "
                  f"stack(s), {len(configs) - sum(map(len, chunks))} one by one")  # fmt: skip
         for chunk in chunks:
@@ -132,7 +138,7 @@ class StackedLauncher(Launcher):
             log.info(f"\tstacked: {numbers}")
             use_threads(tasks[chunk[0]].trainer.get("threads"), {}, cores())  # as a run
             try:
-                outcomes = train_stacked([(tasks[i], self._folder(configs[i])) for i in chunk])
+                outcomes = train_stacked([(tasks[i], folders[i]) for i in chunk])
             except UserError as exc:  # the data cannot be loaded: each job says so itself
                 log.info(f"\tthese jobs run one by one ({exc})")
                 continue

@@ -22,6 +22,7 @@ import contextlib
 import copy
 import io
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -110,7 +111,9 @@ def _writing(run_dir):
 class RunWriter:
     """resume_after=k: a resumed run that saved epoch k. Its new event file purges any step > k
     that the interrupted process logged after its last checkpoint (TensorBoard's purge_step),
-    so that every epoch is shown once; the config and HParams are in the first file already."""
+    so that every epoch is shown once; the config and HParams are in the first file already.
+    A run that starts again from nothing in a folder with an event file (a job of a resumed
+    sweep that had logged an epoch but saved no last.pt) purges every step of the earlier one."""
 
     def __init__(self, run_dir, config_yaml, hparam_dict, resume_after=0):
         self.run_dir = run_dir
@@ -125,7 +128,8 @@ class RunWriter:
         if resume_after:
             self.writer = SummaryWriter(log_dir=run_dir, purge_step=resume_after + 1)
             return
-        self.writer = SummaryWriter(log_dir=run_dir)
+        earlier = any(Path(run_dir).glob("events.out.tfevents.*"))  # started again in its folder
+        self.writer = SummaryWriter(log_dir=run_dir, purge_step=0 if earlier else None)
         self.writer.add_custom_scalars(LAYOUT)  # train and val of a metric in one chart
         # four leading spaces make a Markdown code block, so the YAML keeps its indentation
         block = "\n".join("    " + line for line in config_yaml.splitlines())

@@ -20,6 +20,7 @@ Example (this is scripts/train.py):
 import logging
 import os
 import re
+import shlex
 import sys
 
 import torch
@@ -40,6 +41,7 @@ from mlrefresh.runs.console import (
 from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
 from mlrefresh.sweeps.launchers import cores, job_threads, use_threads
+from mlrefresh.sweeps.resume import resume_argv
 
 __all__ = ["exit_status", "launch", "run_job"]
 
@@ -197,6 +199,11 @@ def launch(hydra_main) -> int:
     session.start()  # what this command learns: nothing yet (tests run many in one process)
     rundir.register_resolvers()
     quiet_broken_pipe()
+    try:
+        resume_argv(sys.argv)  # -m sweep.resume=<folder>: that sweep's overrides
+    except UserError as exc:
+        _say(f"error: {exc}")
+        return exc.exit_code
     if refusal := sweep_without_multirun(sys.argv):
         _say(refusal)
         return 2
@@ -224,9 +231,9 @@ def launch(hydra_main) -> int:
         if not getattr(exc, "reported", False):
             if held.released and rundir.sweep_dir():  # jobs in other processes (joblib)
                 sweep = rundir.sweep_dir()
-                _say(f"{exc} during the sweep in {sweep}; a job folder with a last.pt resumes "
-                     "with: python scripts/train.py trainer.resume=<job folder> (python "
-                     f"scripts/summarize.py {sweep} lists them)")  # fmt: skip
+                _say(f"{exc} during the sweep in {sweep}; resume it (finished jobs are kept, "
+                     "interrupted ones continue from their last.pt) with: python "
+                     f"scripts/train.py -m {shlex.quote(f'sweep.resume={sweep}')}")  # fmt: skip
             else:
                 _say(f"{exc} before the run started; nothing was saved")
             rundir.discard_unused()

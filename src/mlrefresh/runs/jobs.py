@@ -42,11 +42,24 @@ def _diverged(value, epoch, cfg, run_dir) -> str:
     return f"the loss became {value} in epoch {epoch}: training diverged; {todo}. {kept}"
 
 
+def _sweep_dir() -> str | None:
+    """The sweep folder when this job is part of a multirun (Hydra's -m)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return os.path.abspath(str(HydraConfig.get().sweep.dir))
+
+
 def interrupted(job, epoch, epochs) -> signals.Interrupted:
     """The error of a job stopped by a signal in `epoch`, saying how to resume it."""
     run_dir = job.run_dir
     if job.saved_epoch:
         how = f"resume with: python scripts/train.py {shlex.quote(f'trainer.resume={run_dir}')}"
+        if sweep := _sweep_dir():
+            how += (" (the whole sweep: python scripts/train.py -m "
+                    f"{shlex.quote(f'sweep.resume={sweep}')})")  # fmt: skip
     elif epoch > 1:  # trainer.checkpoint_every > 1: logged, but no last.pt yet
         how = f"epochs 1-{epoch - 1} are logged in {run_dir}; no last.pt yet, nothing to resume"
     else:

@@ -76,7 +76,7 @@ def _finished(run_dir, state, epochs):
         log.info("val accuracy %.2f%% after %.2f s in %s", 100 * result["accuracy/val"],
                  result["train_seconds"], run_dir)  # fmt: skip
     else:
-        log.info("%s finished all %d epochs already; nothing to do (trainer.epochs=N extends it)",
+        log.info("%s finished all %d epochs already; its results are kept (not trained again)",
                  run_dir, epochs)  # fmt: skip
     return result
 

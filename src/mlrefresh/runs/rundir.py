@@ -40,6 +40,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, UserError
+from mlrefresh.runs.checkpoint import save_atomically
 from mlrefresh.runs.locks import hold
 from mlrefresh.runs.session import current
 
@@ -123,18 +124,22 @@ def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     same overrides (an Optuna study sampling the same choices twice) get `name-1`, ...
 
     The name is noted in `<sweep_dir>/.jobs/<num>.folder`: a SLURM job that is requeued
-    (submitit's preemption requeue) gets its own folder back, to resume from its last.pt."""
+    (submitit's preemption requeue) gets its own folder back, to resume from its last.pt. In a
+    resumed sweep (sweeps/resume.py) a job that ran before gets its folder back."""
     name = str(name).replace(os.sep, "_") or f"job{num}"
     if len(name.encode()) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
+    from mlrefresh.sweeps.resume import is_resumed_job
+
     note = Path(sweep_dir) / JOBS / f"{num}.folder"
     if requeued() and note.is_file():
         return note.read_text().strip()
     try:
-        made = _fresh(Path(sweep_dir) / name).name
+        resumed = is_resumed_job(sweep_dir, name)  # a resumed sweep: its folder is its own
+        made = name if resumed else _fresh(Path(sweep_dir) / name).name
         note.parent.mkdir(exist_ok=True)
-        note.write_text(made + "\n")
+        save_atomically(note, lambda tmp: Path(tmp).write_text(made + "\n"))
         return made
     except OSError as exc:
         raise _cannot(os.path.join(sweep_dir, name), exc) from None
@@ -241,6 +246,7 @@ class RunFolders(Callback):
     @staticmethod
     def _claim(config, key, launcher=False):
         from mlrefresh.sweeps.launchers import check_launcher
+        from mlrefresh.sweeps.resume import begin_sweep, read_manifest
         from mlrefresh.sweeps.settings import check_sweeper
 
         claimed = None
@@ -256,13 +262,15 @@ class RunFolders(Callback):
                 raise
             resume = OmegaConf.select(config, "trainer.resume", default=None)
             in_place = key == "hydra.run.dir" and resume is not None and _key(resume) == _key(path)
-            claim(str(path), key, resume=in_place)
+            saved = read_manifest(path) if launcher else None  # a sweep run before: resumed
+            claim(str(path), key, resume=in_place or saved is not None)
             claimed = str(path)
             if launcher:
                 current().sweep = claimed
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
                 sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
                 check_sweeper(sweeper, list(config.hydra.overrides.task))
+                begin_sweep(claimed, config, saved)
         except UserError as exc:
             error = exc
         else:

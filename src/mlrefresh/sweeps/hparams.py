@@ -1,6 +1,7 @@
 """A finished sweep's HParams table for TensorBoard: one "experiment" for all its jobs, written
 into the sweep folder by the sweep summary (summary.SweepSummary), so that the swept keys come
-first and the metrics with the likelihood first (plots/tensorboard.sweep_experiment).
+first and the metrics with the likelihood first (plots/tensorboard.sweep_experiment). A resumed
+sweep's table replaces the one its earlier run wrote.
 
 Example:
     python scripts/train.py -m loss=square,ce seed=1,2 hydra.sweep.dir=outputs/s
@@ -26,7 +27,11 @@ def write_hparams_table(sweep_dir: Path, jobs) -> None:
             runs.append({**config, "device.used": r.get("device")})
             metrics.update((k, None) for k, v in r.items() if "/" in k and v is not None)
     if runs:
+        before = list(Path(sweep_dir).glob("events.out.tfevents.*"))  # a resumed sweep's table
         try:
             sweep_experiment(sweep_dir, runs, [*metrics, "grad_norm"])
         except UserError as exc:
             print(f"warning: no HParams table for the sweep: {exc}", file=sys.stderr, flush=True)
+            return
+        for old in before:  # replaced by the new one, which covers every job
+            old.unlink(missing_ok=True)

@@ -135,12 +135,17 @@ def collect(folders) -> list[dict]:
                     _row(_here(r, here)) for p in records for r in skip_damaged(read_record, p)
                 ]
                 known = {r.get("folder") for r in found}
+                deeper = []  # a custom hydra.sweep.subdir (`${hydra.job.num}/run`): records below
                 for name in sorted(subdirs):
                     folder = here / name
-                    if str(folder.absolute()) not in known and _is_run(folder):
+                    if str(folder.absolute()) in known or name.startswith("."):  # .jobs, .submitit
+                        continue
+                    if _is_run(folder):
                         found += skip_damaged(_run_row, folder)  # killed, or still running
+                    else:
+                        deeper.append(name)
                 rows += found
-                subdirs.clear()
+                subdirs[:] = deeper
             elif _is_run(here):
                 rows += skip_damaged(_run_row, here)
                 subdirs.clear()

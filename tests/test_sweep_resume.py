@@ -1,0 +1,201 @@
+"""A stopped sweep resumed by running its command again (sweeps/resume.py): finished jobs are
+kept, interrupted ones continue from their last.pt, the rest run; a different sweep is refused
+in one line before any job starts. Real processes killed with SIGKILL and SIGINT, under the
+basic, joblib and stacked launchers (slow tier)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from helpers import ROOT, TRAIN, assert_one_error_line, cli, snapshot
+from test_sweeps import read_csv, run_process
+
+QUICK = ["seed=1,2", "trainer.epochs=2", "trainer.images=false"]
+METRICS = ("accuracy/val", "nll/val", "loss/val", "loss/train", "accuracy/train")
+
+
+def run(*args):
+    return cli(TRAIN, *args)
+
+
+def finished_at(sweep) -> dict:
+    """{job folder name: model.pt's mtime} of the finished jobs."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in sweep.glob("*/model.pt")}
+
+
+def by_seed(sweep) -> dict:
+    return {r["seed"]: r for r in read_csv(sweep / "summary.csv")}
+
+
+def test_the_same_command_with_a_seed_more_runs_only_the_new_jobs(tmp_path):
+    sweep = tmp_path / "s"
+    first = run("-m", *QUICK, f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr
+    before = finished_at(sweep)
+    assert len(before) == 2
+    again = run("-m", "seed=1,2,3", *QUICK[1:], f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    assert f"resuming the sweep in {sweep}: 2 job folder(s) from before" in again.stdout
+    now = finished_at(sweep)
+    assert {k: now[k] for k in before} == before  # not trained again
+    assert len(now) == 3 and "3 jobs; summary" in again.stdout
+    for name in before:
+        assert "finished all 2 epochs already" in (sweep / name / "train.log").read_text()
+    rows = by_seed(sweep)
+    assert sorted(rows) == ["1", "2", "3"] and {r["status"] for r in rows.values()} == {"ok"}
+    short = run("-m", f"sweep.resume={sweep}")  # the overrides saved in the folder
+    assert short.returncode == 0, short.stderr
+    assert finished_at(sweep) == now and "3 jobs; summary" in short.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["seed=1,3", *QUICK[1:]], "it was run with seed=1,2 and this command has seed=1,3 (2 "),
+        ([*QUICK, "model=mlp"], "this command adds model=mlp, which it was not run with"),
+        (QUICK[:2], "it was run with trainer.images=false, which this command leaves out"),
+    ],
+)
+def test_another_sweep_in_the_folder_is_refused_before_any_job(tmp_path, args, why):
+    sweep = tmp_path / "s"
+    assert run("-m", *QUICK, f"hydra.sweep.dir={sweep}").returncode == 0
+    before = snapshot(sweep)
+    result = run("-m", *args, f"hydra.sweep.dir={sweep}")
+    assert_one_error_line(result, 2, f"cannot resume the sweep in {sweep}: {why}")
+    assert "sweep.resume=" in result.stderr
+    assert snapshot(sweep) == before  # nothing started, nothing written
+
+
+def test_configs_changed_since_the_sweep_ran_are_refused(tmp_path):
+    """A job's saved config that the configs no longer give (here: its batch size edited, as a
+    changed trainer/synthetic.yaml would make it) is named, before any job starts."""
+    sweep = tmp_path / "s"
+    assert run("-m", *QUICK, f"hydra.sweep.dir={sweep}").returncode == 0
+    saved = sweep / "seed=2,trainer.epochs=2,trainer.images=False" / ".hydra" / "config.yaml"
+    saved.write_text(saved.read_text().replace("batch_size: 64", "batch_size: 32"))
+    before = snapshot(sweep)
+    result = run("-m", *QUICK, f"hydra.sweep.dir={sweep}")
+    assert_one_error_line(result, 2, "its job seed=2,trainer.epochs=2,trainer.images=False ran "
+                          "with trainer.batch_size=32, and the configs now give "
+                          "trainer.batch_size=64")  # fmt: skip
+    assert snapshot(sweep) == before
+
+
+def test_short_form_mistakes_are_one_line(tmp_path):
+    (tmp_path / "plain").mkdir()
+    for folder, why in ((tmp_path / "none", "no such folder"),
+                        (tmp_path / "plain", "no sweep was started there")):  # fmt: skip
+        result = run("-m", f"sweep.resume={folder}")
+        assert_one_error_line(result, 2, f"sweep.resume={folder}: {why}")
+    assert os.listdir(tmp_path / "plain") == []
+
+
+def test_a_second_resume_of_a_running_sweep_is_refused(tmp_path):
+    """The process that runs a sweep holds its folder (an flock, as locks.py takes it)."""
+    sweep = tmp_path / "s"
+    assert run("-m", *QUICK, f"hydra.sweep.dir={sweep}").returncode == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; "
+                               f"fd = os.open({str(sweep)!r}, os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); "
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = finished_at(sweep)
+        result = run("-m", f"sweep.resume={sweep}")
+        assert_one_error_line(result, 2, f"{sweep} is in use by another run")
+        assert finished_at(sweep) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# -- killed part-way, in real processes --------------------------------------------------------
+
+SIX = ["seed=1,2,3,4,5,6", "trainer.epochs=6", "dataset.n_train=30000"]
+
+
+def stop_part_way(args, sweep, signum, done=2):
+    """Start the sweep, and send `signum` to its process group once `done` jobs finished and
+    another saved a last.pt; returns the child's exit code and stderr."""
+    child = subprocess.Popen([sys.executable, TRAIN, *args, f"hydra.sweep.dir={sweep}"],
+                             cwd=ROOT, text=True, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 300
+
+    def part_way():
+        jobs = [p for p in sweep.glob("*") if p.is_dir() and p.name[0] != "."]
+        ended = [j for j in jobs if (j / "model.pt").exists()]
+        return len(ended) >= done and any((j / "last.pt").exists() for j in jobs if j not in ended)
+
+    while not part_way():
+        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.02)
+    os.killpg(child.pid, signum)
+    _, err = child.communicate(timeout=120)
+    return child.returncode, err
+
+
+def check_resumed(sweep, reference, kept: dict):
+    """The resumed sweep equals the uninterrupted one, the jobs that had finished were not
+    trained again, and every job shows each epoch once, continuing after its saved epoch."""
+    rows, expected = by_seed(sweep), by_seed(reference)
+    assert sorted(rows) == sorted(expected) and {r["status"] for r in rows.values()} == {"ok"}
+    for seed, row in rows.items():
+        for key in METRICS:
+            assert abs(float(row[key]) - float(expected[seed][key])) <= 1e-6, (seed, key)
+    now = finished_at(sweep)
+    assert {k: now[k] for k in kept} == kept
+    resumed = 0
+    for job in (p for p in sweep.iterdir() if p.is_dir() and p.name[0] != "."):
+        events = EventAccumulator(str(job), size_guidance={"scalars": 0})
+        events.Reload()
+        assert [e.step for e in events.Scalars("loss/val")] == list(range(1, 7)), job.name
+        log = (job / "train.log").read_text()
+        if "resuming" in log:
+            resumed += 1
+            saved = int(log.split("after epoch ")[1].split("/")[0])
+            after = log.split("resuming")[1].split("\n", 1)[1]  # the lines after it
+            assert f"epoch {saved + 1}/6" in after and f"epoch {saved}/6" not in after
+    assert resumed >= 1
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The six jobs run without interruption."""
+    sweep = tmp_path_factory.mktemp("reference") / "s"
+    result = run_process("-m", *SIX, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    return sweep
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("launcher", "signum"),
+    [
+        ([], signal.SIGKILL),
+        ([], signal.SIGINT),
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], signal.SIGKILL),
+        (["hydra/launcher=stacked", "hydra.launcher.max_models=2"], signal.SIGKILL),
+    ],
+    ids=["basic-SIGKILL", "basic-Ctrl-C", "joblib-SIGKILL", "stacked-SIGKILL"],
+)
+def test_a_sweep_stopped_part_way_finishes_as_if_never_stopped(tmp_path, reference, launcher,
+                                                               signum):  # fmt: skip
+    sweep = tmp_path / "s"
+    code, err = stop_part_way(["-m", *launcher, *SIX], sweep, signum)
+    if signum == signal.SIGINT:
+        assert code == 130 and "Traceback" not in err, err
+        assert f"sweep.resume={sweep}" in err
+    kept = finished_at(sweep)
+    assert len(kept) >= 2
+    again = run_process("-m", *launcher, *SIX, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    assert "resuming the sweep in" in again.stdout + again.stderr
+    check_resumed(sweep, reference, kept)
+    assert torch.load(next(sweep.glob("*/last.pt")), weights_only=True)["epoch"] == 6
