@@ -157,6 +157,11 @@ SETTINGS = [  # (the sweep's command line, the error line's text)
     ([*OPTUNA, "optim.lr=interval(3, 0.1)"], "search space of optim.lr: interval(3.0, 0.1) is"),
     ([*OPTUNA, "optim.lr=tag(log,interval(-1,1))"], "a log interval must be above 0, not from -1"),
     ([*OPTUNA, "optim.lr=choice("], "cannot parse an override"),
+    ([*OPTUNA, "hydra.sweeper.objective=accuracy/val"], "hydra.sweeper.objective=accuracy/val is "
+     "studied with hydra.sweeper.direction=maximize, not minimize"),
+    ([*OPTUNA, "hydra.sweeper.objective=acc"], "hydra.sweeper.objective=acc must be one of"),
+    ([*OPTUNA, "hydra.sweeper.storage=sqlite:////no/such/folder/x.db"], "hydra.sweeper.storage="
+     "sqlite:////no/such/folder/x.db cannot be opened ("),
     (["hydra/launcher=joblib", "hydra.launcher.prefer=bogus"], "hydra.launcher.prefer=bogus must"),
     (["hydra/launcher=joblib", "hydra.launcher.backend=bogus"], "hydra.launcher.backend=bogus"),
     (["hydra/launcher=joblib", "+hydra.launcher.bogus=1"], "unknown key hydra.launcher.bogus; "

@@ -3,6 +3,7 @@ kept, interrupted ones continue from their last.pt, the rest run; a different sw
 in one line before any job starts. Real processes killed with SIGKILL and SIGINT, under the
 basic, joblib and stacked launchers (slow tier)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -199,3 +200,48 @@ def test_a_sweep_stopped_part_way_finishes_as_if_never_stopped(tmp_path, referen
     assert "resuming the sweep in" in again.stdout + again.stderr
     check_resumed(sweep, reference, kept)
     assert torch.load(next(sweep.glob("*/last.pt")), weights_only=True)["epoch"] == 6
+
+
+# -- Optuna studies kept in SQLite ---------------------------------------------------------------
+
+STUDY = ["hparams_search=optuna", "trainer.epochs=4", "dataset.n_train=20000"]
+
+
+def trial_states(db) -> list[str]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        return [s for (s,) in connection.execute("select state from trials order by number")]
+
+
+@pytest.mark.slow
+def test_a_study_killed_after_three_trials_completes_exactly_n_trials(tmp_path):
+    sweep = tmp_path / "study"
+    args = ["-m", *STUDY, "hydra.sweeper.n_trials=8"]
+    stop_part_way(args, sweep, signal.SIGKILL, done=3)
+    assert trial_states(sweep / "optuna.db").count("RUNNING") == 1  # the killed one
+    again = run_process(*args, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    assert "Storage: sqlite:///" in again.stdout and "trials taken" in again.stdout
+    states = trial_states(sweep / "optuna.db")
+    assert states.count("COMPLETE") == 8 and states.count("FAIL") == 1, states  # + its retry
+    assert len(read_csv(sweep / "summary.csv")) == 8
+    logs = [p.read_text() for p in sweep.glob("*/train.log")]
+    assert sum("resuming" in log for log in logs) == 1  # the retry went on from its last.pt
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_study_finish_n_trials_between_them(tmp_path):
+    db = tmp_path / "shared.db"
+    common = ["-m", *STUDY, "hydra.sweeper.n_trials=6", f"hydra.sweeper.storage=sqlite:///{db}"]
+    command = [sys.executable, TRAIN, *common]
+    children = [subprocess.Popen([*command, f"hydra.sweep.dir={tmp_path / n}"], cwd=ROOT,
+                                 text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                for n in "ab"]  # fmt: skip
+    for child in children:
+        _, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err
+    states = trial_states(db)
+    assert states.count("COMPLETE") == 6 and "RUNNING" not in states, states
+    ran = [len(read_csv(tmp_path / n / "summary.csv")) for n in ("a", "b")]
+    assert sum(ran) == 6 and min(ran) >= 1, ran

@@ -76,8 +76,9 @@ def _refuse(exc: UserError, status: str = "refused") -> None:
 
 
 def run_job(cfg) -> float | None:
-    """train(cfg) inside a Hydra job; returns the final validation accuracy (None on error).
-    The job's folder is held while it runs: a second process in it is refused."""
+    """train(cfg) inside a Hydra job; returns the metric an Optuna study optimises
+    (hydra.sweeper.objective, default nll/val; None on error). The job's folder is held while
+    it runs: a second process in it is refused."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra = HydraConfig.get()
@@ -123,7 +124,7 @@ def _run_job(cfg, hydra, run_dir) -> float | None:
         summary.write_record("interrupted", exc.exit_code, str(exc))  # on_job_end will not run
         raise
     summary.write_record("ok", metrics=result)
-    return result["accuracy/val"]
+    return result.get(OmegaConf.select(hydra, "sweeper.objective", default=None) or "nll/val")
 
 
 def exit_status() -> int:

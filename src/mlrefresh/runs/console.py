@@ -43,6 +43,8 @@ _SWEEP_EXTRA = {"hydra/sweeper/optuna", "hydra/sweeper/sampler/tpe", "hydra/laun
 
 
 def _unknown_option(group: str, option: str, options: list[str]) -> str:
+    if f"{group}/{option}" == "hydra/sweeper/optuna_study":  # ours, on the plugin's settings
+        option = "optuna"
     if f"{group}/{option}" in _SWEEP_EXTRA:
         return (
             f"error: {group}={option} needs its Hydra plugin, which is not installed; run "

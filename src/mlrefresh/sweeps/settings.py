@@ -126,5 +126,45 @@ def check_sweeper(sweeper: dict, overrides=()) -> None:
     rate = sweeper.get("max_failure_rate", 0.0)
     if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate <= 1:
         raise ConfigError(f"hydra.sweeper.max_failure_rate={rate} must be a number from 0 to 1")
+    _check_objective(sweeper, directions)
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     _check_params([*params, *overrides])
+    _check_storage(sweeper.get("storage"))
+
+
+OBJECTIVES = {"nll/val": "minimize", "loss/val": "minimize", "kl/val": "minimize",
+              "accuracy/val": "maximize", "loss/train": "minimize"}  # fmt: skip
+
+
+def _check_objective(sweeper: dict, direction) -> None:
+    """hydra.sweeper.objective (OptunaSearch's) is a final metric, studied in its direction."""
+    if "objective" not in sweeper:
+        return  # the plugin's own sweeper: it optimises what run_job returns, nll/val
+    objective = sweeper["objective"]
+    if objective not in OBJECTIVES:
+        raise ConfigError(
+            f"hydra.sweeper.objective={objective} must be one of {', '.join(OBJECTIVES)}, "
+            "e.g. hydra.sweeper.objective=nll/val"
+        )
+    if direction != OBJECTIVES[objective]:
+        raise ConfigError(
+            f"hydra.sweeper.objective={objective} is studied with "
+            f"hydra.sweeper.direction={OBJECTIVES[objective]}, not {direction}"
+        )
+
+
+def _check_storage(url) -> None:
+    """The study's database (sweeps/study.py) can be opened: one line, not SQLAlchemy's
+    traceback once the sweep has begun."""
+    if url is None:
+        return
+    try:
+        import sqlalchemy
+
+        sqlalchemy.create_engine(str(url)).connect().close()
+    except Exception as exc:  # noqa: BLE001 (a bad URL, a missing driver, no such folder)
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"hydra.sweeper.storage={url} cannot be opened ({first}); give an "
+            "SQLAlchemy URL, e.g. sqlite:///study.db, or null (in memory)"
+        ) from None
