@@ -15,7 +15,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers import ROOT, TRAIN, assert_one_error_line, cli, snapshot
-from test_sweeps import read_csv, run_process
+from test_sweeps import _cluster_down, read_csv, run_process
 
 QUICK = ["seed=1,2", "trainer.epochs=2", "trainer.images=false"]
 METRICS = ("accuracy/val", "nll/val", "loss/val", "loss/train", "accuracy/train")
@@ -121,12 +121,8 @@ def test_a_second_resume_of_a_running_sweep_is_refused(tmp_path):
 SIX = ["seed=1,2,3,4,5,6", "trainer.epochs=6", "dataset.n_train=30000"]
 
 
-def stop_part_way(args, sweep, signum, done=2):
-    """Start the sweep, and send `signum` to its process group once `done` jobs finished and
-    another saved a last.pt; returns the child's exit code and stderr."""
-    child = subprocess.Popen([sys.executable, TRAIN, *args, f"hydra.sweep.dir={sweep}"],
-                             cwd=ROOT, text=True, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+def wait_part_way(child, sweep, done=2):
+    """Until `done` jobs of the sweep finished and another saved a last.pt."""
     deadline = time.monotonic() + 300
 
     def part_way():
@@ -137,6 +133,15 @@ def stop_part_way(args, sweep, signum, done=2):
     while not part_way():
         assert time.monotonic() < deadline and child.poll() is None, child.communicate()
         time.sleep(0.02)
+
+
+def stop_part_way(args, sweep, signum, done=2):
+    """Start the sweep, and send `signum` to its process group once `done` jobs finished and
+    another saved a last.pt; returns the child's exit code and stderr."""
+    child = subprocess.Popen([sys.executable, TRAIN, *args, f"hydra.sweep.dir={sweep}"],
+                             cwd=ROOT, text=True, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    wait_part_way(child, sweep, done)
     os.killpg(child.pid, signum)
     _, err = child.communicate(timeout=120)
     return child.returncode, err
@@ -245,3 +250,32 @@ def test_two_processes_on_one_study_finish_n_trials_between_them(tmp_path):
     assert states.count("COMPLETE") == 6 and "RUNNING" not in states, states
     ran = [len(read_csv(tmp_path / n / "summary.csv")) for n in ("a", "b")]
     assert sum(ran) == 6 and min(ran) >= 1, ran
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_cluster_down() is not None, reason=str(_cluster_down()))
+def test_a_slurm_array_cancelled_part_way_is_resumed_by_the_same_command(tmp_path, reference):
+    """The array killed and cancelled once two jobs finished and a third saved a last.pt: one
+    line that says how to resume; the same command then finishes the sweep as if never
+    stopped."""
+    sweep = tmp_path / "s"
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug",
+            "hydra.launcher.array_parallelism=1", *SIX, f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    child = subprocess.Popen([sys.executable, TRAIN, *args], cwd=ROOT, text=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    wait_part_way(child, sweep)
+    array = next(d.name for d in (sweep / ".submitit").iterdir() if d.name[0].isdigit())
+    array = array.split("_")[0]
+    # the running job is SIGKILLed, as by the out-of-memory killer (a plain scancel sends
+    # SIGTERM, which submitit ignores: the job trains on until SLURM's KillWait, 30 s), and the
+    # rest of the array is cancelled
+    subprocess.run(["pkill", "-KILL", "-f", f"{sweep}/.submitit"], check=True)
+    subprocess.run(["scancel", array], check=True)
+    _, err = child.communicate(timeout=300)
+    assert child.returncode == 1 and "Traceback" not in err, err
+    assert err.startswith("error: a SLURM job of the sweep in ") and len(err.splitlines()) == 1
+    assert f"resume the sweep with: python scripts/train.py -m sweep.resume={sweep}" in err
+    kept = finished_at(sweep)
+    again = run_process(*args, timeout=600)
+    assert again.returncode == 0, again.stderr
+    check_resumed(sweep, reference, kept)

@@ -41,3 +41,11 @@ class OutputError(UserError):
 class ResumeError(UserError):
     """trainer.resume names a folder that cannot be continued (no run, no or a corrupt last.pt,
     an override that contradicts the saved config)."""
+
+
+class SweepStopped(BaseException):  # noqa: N818 (ends the program, as Interrupted does)
+    """Jobs of a sweep ended without a result outside our process (SLURM cancelled them): the
+    sweep stops, said in one line (cli.launch); its finished jobs are kept for a resume. A
+    BaseException, so that Hydra passes it on instead of printing a traceback."""
+
+    exit_code = 1

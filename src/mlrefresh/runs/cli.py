@@ -28,7 +28,7 @@ from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from mlrefresh import schema
-from mlrefresh.errors import ConfigError, DivergedError, UserError
+from mlrefresh.errors import ConfigError, DivergedError, SweepStopped, UserError
 from mlrefresh.runs import locks, rundir, session, signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.console import (
@@ -226,6 +226,10 @@ def launch(hydra_main) -> int:
         held.release()
         _say(f"error: {exc}; give one of them per command")
         return 2
+    except SweepStopped as exc:  # SLURM ended jobs (slurm_jobs.py)
+        held.release()
+        _say(f"error: {exc}")
+        return exc.exit_code
     except signals.Interrupted as exc:
         signals.ignore()  # exiting: a second signal must not end us by the signal
         held.release()
