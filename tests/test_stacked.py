@@ -345,3 +345,26 @@ def test_stacked_jobs_on_cuda_equal_the_same_jobs_one_by_one(tmp_path):
     train_stacked([(c, tmp_path / f"s{i}") for i, c in enumerate(cfgs)])
     for i, c in enumerate(cfgs):
         assert close(alone[i], train(c, run_dir=tmp_path / f"s{i}"), tol=1e-4)
+
+
+@pytest.mark.parametrize("optim", [["optim.momentum=0.9"], ["optim=adam", "optim.lr=0.01"]])
+def test_a_stack_resumed_from_its_jobs_last_pt_equals_one_never_stopped(tmp_path, optim):
+    """The stacked launcher's resume (a resumed sweep's jobs stopped at one epoch): each job's
+    model, optimizer state and batch order come from its own last.pt, and the stack goes on to
+    the same numbers as a stack that never stopped."""
+    args = ["optim.schedule=constant", *optim]
+    cfgs = [make_cfg(*args, "trainer.epochs=3", f"seed={s}") for s in (1, 2)]
+    whole = train_stacked([(c, tmp_path / f"whole{i}") for i, c in enumerate(cfgs)])
+    first = [make_cfg(*args, "trainer.epochs=1", f"seed={s}") for s in (1, 2)]
+    train_stacked([(c, tmp_path / f"part{i}") for i, c in enumerate(first)])
+    states = []
+    for i in range(2):
+        state = torch.load(tmp_path / f"part{i}" / "last.pt", weights_only=False)
+        state["config"]["trainer"]["epochs"] = 3  # as if saved after epoch 1 of 3
+        states.append(state)
+    resumed = train_stacked([(c, tmp_path / f"part{i}", states[i]) for i, c in enumerate(cfgs)])
+    for i in range(2):
+        a, b = whole[str(tmp_path / f"whole{i}")], resumed[str(tmp_path / f"part{i}")]
+        assert close(a, b, tol=0.0), (a, b)
+        saved = torch.load(tmp_path / f"part{i}" / "last.pt", weights_only=False)
+        assert saved["epoch"] == 3 and saved["stack_from"] == 1 and len(saved["history"]) == 3

@@ -9,8 +9,8 @@ through Hydra's own run_job, as under the basic launcher (.hydra/, train.log, ca
 sweep summary): train(cfg) finds the job's run finished in its folder (or continues it from its
 last.pt: a job the stack could not finish ends as it would alone). Jobs that cannot be grouped
 (alone in their group, resumed, refused, or their data cannot be loaded) run one by one, as
-under the basic launcher; so do the jobs of a resumed sweep (sweeps/resume.py) that ran before:
-each continues from its own last.pt, at its own epoch, or keeps its results.
+under the basic launcher. In a resumed sweep (sweeps/resume.py) the jobs that stopped at one
+epoch stack again, each from its own last.pt; a finished job keeps its results.
 
 Example:
     python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
@@ -30,6 +30,7 @@ from omegaconf import OmegaConf, open_dict
 from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import LAST
+from mlrefresh.runs.resume import own_last
 from mlrefresh.sweeps.launchers import cores, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
@@ -62,6 +63,18 @@ def group_key(task_cfg) -> str | None:
             for name in inner:
                 cfg[key].pop(name, None)
     return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def _unfinished(task_cfg, folder):
+    """The job's own last.pt when its run stopped before its last epoch (a resumed sweep), else
+    None (none, finished, or another run's: the job's own run says what it is)."""
+    try:
+        state = own_last(folder, task_cfg)
+    except Exception:  # noqa: BLE001 (damaged or foreign: its own run refuses it in one line)
+        return None
+    if state is None or state["epoch"] >= task_cfg.trainer.epochs:
+        return None
+    return state
 
 
 class StackedLauncher(Launcher):
@@ -102,14 +115,16 @@ class StackedLauncher(Launcher):
             HydraConfig.instance().cfg = orig
         return os.path.abspath(os.path.join(folder, subdir))
 
-    def _groups(self, tasks, folders) -> list[list[int]]:
-        """The jobs to stack, in groups of at most max_models (a group of one runs alone). A job
-        of a resumed sweep whose folder holds a last.pt already runs alone: its run continues
-        from there, or returns its results (runs/run.py)."""
+    def _groups(self, tasks, folders, states) -> list[list[int]]:
+        """The jobs to stack, in groups of at most max_models (a group of one runs alone). Jobs
+        of a resumed sweep that stopped at one epoch (states: their own last.pt) stack again;
+        a finished one, or one with a last.pt that is not its own, runs alone (runs/run.py)."""
         groups: dict[str, list[int]] = {}
         for i, task_cfg in enumerate(tasks):
             ran = os.path.exists(os.path.join(folders[i], LAST))
-            key = None if ran else group_key(task_cfg)
+            key = group_key(task_cfg) if states[i] is not None or not ran else None
+            if key is not None and states[i] is not None:
+                key += f" from epoch {states[i]['epoch']}"
             if key is not None:
                 groups.setdefault(key, []).append(i)
         chunks = []
@@ -128,17 +143,19 @@ class StackedLauncher(Launcher):
         tasks = [self._task_config(c) for c in configs]
         trained = set()
         folders = [self._folder(c) for c in configs]  # made now (cached: run_job gets them)
-        chunks = self._groups(tasks, folders)
+        states = [_unfinished(t, f) for t, f in zip(tasks, folders)]
+        chunks = self._groups(tasks, folders, states)
         log.info(f"Launching {len(configs)} jobs: {sum(map(len, chunks))} in {len(chunks)} "
                  f"stack(s), {len(configs) - sum(map(len, chunks))} one by one")  # fmt: skip
         for chunk in chunks:
             if signals.pending() is not None:  # Ctrl-C during a stack: no further stacks
                 break
             numbers = ", ".join(f"#{initial_job_idx + i}" for i in chunk)
-            log.info(f"\tstacked: {numbers}")
+            after = states[chunk[0]]["epoch"] if states[chunk[0]] is not None else 0
+            log.info(f"\tstacked: {numbers}" + (f" (resumed after epoch {after})" if after else ""))
             use_threads(tasks[chunk[0]].trainer.get("threads"), {}, cores())  # as a run
             try:
-                outcomes = train_stacked([(tasks[i], folders[i]) for i in chunk])
+                outcomes = train_stacked([(tasks[i], folders[i], states[i]) for i in chunk])
             except UserError as exc:  # the data cannot be loaded: each job says so itself
                 log.info(f"\tthese jobs run one by one ({exc})")
                 continue

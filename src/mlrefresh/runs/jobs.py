@@ -99,6 +99,7 @@ class Job:
             self.history = list(state["history"])
             self.saved_epoch = state["epoch"]
             self.seconds = float(state["seconds"])
+        self.resumed_after = self.saved_epoch  # the epoch this process started after
 
     def restore_optimizer(self, optimizer) -> None:
         """The optimizer this job's last.pt saves; its saved state restored on resume."""
@@ -170,7 +171,8 @@ class Job:
             save_last(self.run_dir, epoch=epoch, model=model, optimizer=optimizer,
                       generator=self.generator, history=self.history, config=self.resolved,
                       seconds=self.seconds + seconds,
-                      **({"stack": self.stack[0]} if self.stack else {}))  # fmt: skip
+                      **({"stack": self.stack[0], "stack_from": self.resumed_after}
+                         if self.stack else {}))  # fmt: skip
             self.saved_epoch = epoch
 
     def save(self, device, seconds) -> dict:

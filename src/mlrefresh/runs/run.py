@@ -57,11 +57,16 @@ def load(data_name, data_options, device):
         ) from None
 
 
-def _stacked_lines(state, epochs) -> None:
-    """The lines of the epochs a stack trained for this job (sweeps/stacking.py), now."""
+def _stacked_lines(state, epochs, run_dir) -> None:
+    """The lines of the epochs a stack trained for this job (sweeps/stacking.py), now; after
+    the epoch it resumed from, when the stack continued a resumed sweep's jobs."""
+    after = state.get("stack_from", 0)
+    if after:
+        log.info("resuming %s after epoch %d/%d", run_dir, after, epochs)
     log.info("trained stacked with %d other job(s) of this sweep", state["stack"] - 1)
     for epoch, values in enumerate(state["history"], 1):
-        log.info(log_line(epoch, epochs, values))
+        if epoch > after:
+            log.info(log_line(epoch, epochs, values))
 
 
 def _finished(run_dir, state, epochs):
@@ -72,7 +77,7 @@ def _finished(run_dir, state, epochs):
     with open(path) as f:
         result = json.load(f)
     if state.get("stack"):
-        _stacked_lines(state, epochs)
+        _stacked_lines(state, epochs, run_dir)
         log.info("val accuracy %.2f%% after %.2f s in %s", 100 * result["accuracy/val"],
                  result["train_seconds"], run_dir)  # fmt: skip
     else:
@@ -125,7 +130,7 @@ def train(cfg, run_dir=None) -> dict:
     if state is not None and (done := _finished(run_dir, state, cfg.trainer.epochs)):
         return done
     if state is not None and state.get("stack"):
-        _stacked_lines(state, cfg.trainer.epochs)  # the stack stopped early: on alone
+        _stacked_lines(state, cfg.trainer.epochs, run_dir)  # the stack stopped early: on alone
     torch.manual_seed(cfg.seed)  # as before loading: the data's own seed decides the data
     data = load(data_name, data_options, device)
     model, generator = seeded_model(cfg, data)

@@ -141,6 +141,21 @@ class StackedOptimizer:
         for rule in self.rules:
             rule.on_device(device)
 
+    def load_state_dict(self, m: int, state: dict) -> None:
+        """Job m's optimizer state (its own optimizer's state_dict, as state_dict(m) gives it)
+        into the stack: a stack of jobs resumed at one epoch (stacking.train_stacked)."""
+        for i, rule in enumerate(self.rules):
+            mine = rule.state_dict()
+            for key, value in state.items():
+                if isinstance(value, list):
+                    if mine[key] is None:  # SGD before its first step: buffers from now on
+                        setattr(rule, key, [torch.zeros_like(p) for p in rule.params])
+                        mine = rule.state_dict()
+                    with torch.no_grad():
+                        getattr(rule, key)[0][m].copy_(value[i])
+                elif key == "t":  # the same step count for every job of the stack
+                    rule.t = rule.t.fill_(value) if torch.is_tensor(rule.t) else value
+
     def state_dict(self, m: int) -> dict:
         """Job m's optimizer state, as its own optimizer's state_dict."""
         states = [rule.state_dict() for rule in self.rules]

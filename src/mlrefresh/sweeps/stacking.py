@@ -17,6 +17,7 @@ Example:
     0.994
 """
 
+import functools
 import itertools
 import logging
 import os
@@ -92,20 +93,30 @@ class StackedTraining(Training):
 
 
 def train_stacked(jobs: list[tuple]) -> dict:
-    """Train (cfg, run_dir) jobs of one group (the stacked launcher's group_key: the same data,
-    model shape, loss, batch size, epochs and optimizer kind) as one stacked model. Returns
-    {absolute run_dir: outcome}. A UserError before training (the data cannot be loaded) is
-    raised: the caller runs the jobs one by one."""
+    """Train (cfg, run_dir[, state]) jobs of one group (the stacked launcher's group_key: the
+    same data, model shape, loss, batch size, epochs and optimizer kind) as one stacked model;
+    with states (each job's own last.pt, all at one epoch: a resumed sweep) from that epoch on.
+    Returns {absolute run_dir: outcome}. A UserError before training (the data cannot be
+    loaded, a last.pt that does not fit) is raised: the caller runs the jobs one by one."""
     jobs = sorted(jobs, key=lambda job: job[0].seed)  # one seed, one batch order: read once
-    cfgs = [cfg for cfg, _ in jobs]
+    cfgs = [cfg for cfg, *_ in jobs]
     device, data_name, data_options = refuse_bad_config(cfgs[0])
     data = load(data_name, data_options, device)
     parts = [seeded_model(cfg, data) for cfg in cfgs]  # stack_models copies: these stay put
+    states = [job[2] if len(job) > 2 else None for job in jobs]
+    run = None  # the stack's Training: made once the jobs' own states are in their models
+
+    def state_of(m):
+        return model_slice(run.model, m), run.optimizer.state_dict(m)
+
+    group = [Job(cfg, run_dir, model, generator, str(device), state=state,
+                 stack=(len(jobs), functools.partial(state_of, m)))
+             for m, ((cfg, run_dir, *_), (model, generator), state)
+             in enumerate(zip(jobs, parts, states))]  # fmt: skip
     run = StackedTraining(cfgs, data, [model for model, _ in parts], [g for _, g in parts])
-    group = []
-    for m, ((cfg, run_dir), (model, generator)) in enumerate(zip(jobs, parts)):
-        state_of = lambda m=m: (model_slice(run.model, m), run.optimizer.state_dict(m))  # noqa: E731
-        group.append(Job(cfg, run_dir, model, generator, str(device), stack=(len(jobs), state_of)))
+    for m, state in enumerate(states):
+        if state is not None:
+            run.optimizer.load_state_dict(m, state["optimizer"])
     for job in group:
         with job.own_files():  # an event file that cannot be made ends its job only
             job.open_writer()
