@@ -14,9 +14,11 @@ Sections:
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
     stacked  12 and 16 Fashion-MNIST jobs under hydra/launcher=stacked against one run
+    resume   a 16-job sweep killed half-way, resumed by the same command, against a fresh one
 """
 
 import argparse
+import glob
 import os
 import sys
 import time
@@ -305,8 +307,40 @@ def bench_sweep(device, rounds=1):
             print(f"16 jobs, {name:7s} launcher  {wall:6.2f} s   ratio {wall / one:.2f}")
 
 
+def bench_resume(device):
+    """The sweep-resume figure: 16 Fashion-MNIST jobs (4 lr x 4 seeds, 5 epochs) run through,
+    against the same sweep SIGKILLed once 8 jobs finished and then resumed by the same command:
+    the resume's wall time, and the two parts together, as fractions of the fresh sweep's."""
+    import signal
+    import subprocess
+    import tempfile
+
+    script, common = _fashion_jobs("resume", "a 16-job sweep killed half-way and resumed",
+                                   device)  # fmt: skip
+    if script is None:
+        return
+    sweep = ["-m", *common, "optim.lr=0.03,0.1,0.3,1", "seed=1,2,3,4"]
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = _best_wall([sys.executable, script, *sweep, f"hydra.sweep.dir={tmp}/fresh"], 1,
+                           ROOT)  # fmt: skip
+        cmd = [sys.executable, script, *sweep, f"hydra.sweep.dir={tmp}/killed"]
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        while len(glob.glob(f"{tmp}/killed/*/model.pt")) < 8 and child.poll() is None:
+            time.sleep(0.05)
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        before = time.perf_counter() - start
+        resumed = _best_wall(cmd, 1, ROOT)
+    print(f"fresh sweep                          {fresh:6.2f} s")
+    print(f"killed after 8 of 16 jobs            {before:6.2f} s")
+    print(f"the same command again (resumes)     {resumed:6.2f} s   {resumed / fresh:.2f} of fresh")
+    print(f"both parts                           {before + resumed:6.2f} s   "
+          f"{(before + resumed) / fresh:.2f} of fresh")  # fmt: skip
+
+
 def _train_seconds(folder):
-    import glob
     import json
 
     with open(glob.glob(os.path.join(folder, "*", "metrics.json"))[0]) as f:
@@ -355,6 +389,7 @@ SECTIONS = {
     "startup": bench_startup,
     "sweep": bench_sweep,
     "stacked": bench_stacked,
+    "resume": bench_resume,
 }
 
 
