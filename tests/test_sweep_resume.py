@@ -96,6 +96,8 @@ def test_short_form_mistakes_are_one_line(tmp_path):
                         (tmp_path / "plain", "no sweep was started there")):  # fmt: skip
         result = run("-m", f"sweep.resume={folder}")
         assert_one_error_line(result, 2, f"sweep.resume={folder}: {why}")
+    both = run("-m", f"sweep.resume={tmp_path}/plain", f"hydra.sweep.dir={tmp_path}/other")
+    assert_one_error_line(both, 2, f"sweep.resume={tmp_path}/plain names the sweep's folder; drop")
     assert os.listdir(tmp_path / "plain") == []
 
 

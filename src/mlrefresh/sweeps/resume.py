@@ -199,6 +199,10 @@ def resume_argv(argv: list[str]) -> None:
     if not where:
         return
     folder = _unquote(argv[where[-1]].split("=", 1)[1])
+    if any(a.startswith("hydra.sweep.dir=") for a in argv[1:]):
+        raise ConfigError(f"sweep.resume={folder} names the sweep's folder; drop "
+                          "hydra.sweep.dir=... (or resume with the sweep's own command and "
+                          "hydra.sweep.dir=<its folder>)")  # fmt: skip
     saved = read_manifest(folder) if folder else None
     if saved is None:
         why = "no such folder" if not os.path.isdir(folder) else "no sweep was started there"
