@@ -159,8 +159,9 @@ JOBLIB = {"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.Jobli
 @pytest.mark.parametrize(
     ("threads", "launcher", "env", "expected"),
     [
-        (None, BASIC, {}, None),  # a run: torch's default (launchers.py says why, measured)
-        (1, BASIC, {}, 1),  # trainer.threads=1: for a busy machine
+        (None, BASIC, {}, 1),  # a run: one thread (launchers.py says why, measured)
+        (None, BASIC, {"OMP_NUM_THREADS": "2"}, None),  # the user's: torch follows it
+        (2, BASIC, {}, 2),  # trainer.threads=2
         (3, BASIC, {"OMP_NUM_THREADS": "2"}, 3),
         (None, JOBLIB, {}, 2),  # 2 jobs at once on 4 cores: 2 each
         (1, JOBLIB, {}, 1),
@@ -172,7 +173,16 @@ def test_threads_of_a_run(threads, launcher, env, expected):
     assert run_threads(threads, launcher, 4, env) == expected
 
 
-def test_trainer_threads_is_used_and_the_command_puts_torchs_back(tmp_path, monkeypatch):
+def test_threads_of_a_stack():
+    from mlrefresh.sweeps.launchers import stack_threads
+
+    assert stack_threads(None, 4, {}) == 4  # M jobs' products: every core
+    assert stack_threads(2, 4, {}) == 2 and stack_threads(None, 4, {"OMP_NUM_THREADS": "1"}) is None
+
+
+@pytest.mark.parametrize(("given", "expected"), [([], 1), (["trainer.threads=2"], 2)])
+def test_trainer_threads_is_used_and_the_command_puts_torchs_back(tmp_path, monkeypatch, given,
+                                                                  expected):  # fmt: skip
     """The real run, watched: the thread count train(cfg) runs with, and torch's after."""
     import mlrefresh.runs.cli as cli_module
 
@@ -185,11 +195,11 @@ def test_trainer_threads_is_used_and_the_command_puts_torchs_back(tmp_path, monk
     monkeypatch.setattr(cli_module, "train", watched)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     before = torch.get_num_threads()
-    torch.set_num_threads(2)  # as torch starts on 2 cores: the run must not keep its 1
+    torch.set_num_threads(3)  # what the process had: the run must not keep its own
     try:
-        result = cli(TRAIN, "trainer.epochs=1", "trainer.threads=1",
-                     f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)  # fmt: skip
+        result = cli(TRAIN, "trainer.epochs=1", *given, f"hydra.run.dir={tmp_path}/run",
+                     cwd=tmp_path)  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert seen == [1] and torch.get_num_threads() == 2
+        assert seen == [expected] and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)

@@ -31,7 +31,7 @@ from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.resume import own_last
-from mlrefresh.sweeps.launchers import cores, use_threads
+from mlrefresh.sweeps.launchers import cores, stack_threads, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
 
@@ -153,7 +153,7 @@ class StackedLauncher(Launcher):
             numbers = ", ".join(f"#{initial_job_idx + i}" for i in chunk)
             after = states[chunk[0]]["epoch"] if states[chunk[0]] is not None else 0
             log.info(f"\tstacked: {numbers}" + (f" (resumed after epoch {after})" if after else ""))
-            use_threads(tasks[chunk[0]].trainer.get("threads"), {}, cores())  # as a run
+            use_threads(stack_threads(tasks[chunk[0]].trainer.get("threads"), cores()))
             try:
                 outcomes = train_stacked([(tasks[i], folders[i], states[i]) for i in chunk])
             except UserError as exc:  # the data cannot be loaded: each job says so itself

@@ -19,9 +19,7 @@ Example:
 """
 
 import contextlib
-import copy
 import io
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -117,8 +115,6 @@ class RunWriter:
 
     def __init__(self, run_dir, config_yaml, hparam_dict, resume_after=0):
         self.run_dir = run_dir
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pictures")
-        self._pending = []
         with _writing(run_dir):
             self._open(run_dir, config_yaml, hparam_dict, resume_after)
 
@@ -138,15 +134,13 @@ class RunWriter:
 
     def pictures(self, step: int, model, data, z_val, image: bool) -> None:
         """The histogram of the validation logits z_val, and with `image` the decision boundary
-        (2-D data) or the weight templates (28x28 images, linear models), drawn in a worker
-        thread from a copy of the model, so that the next epoch's steps need not wait."""
-        snapshot = copy.deepcopy(model) if image else None
-        self._pending.append(self._pool.submit(self._draw, step, snapshot, data, z_val.detach()))
-
-    def _draw(self, step, model, data, z_val):
-        with torch.no_grad():  # grad mode is per thread: this runs in the worker
-            self._histogram("logits/val", z_val.flatten().float(), step)
-            if model is None:
+        (2-D data) or the weight templates (28x28 images, linear models). Drawn here, at the
+        epoch's end where the loop waits for its metrics anyway: a worker thread drawing while
+        the next epoch trains made their OpenMP threads wait for each other (an epoch at two
+        threads took 317 ms instead of 164; scripts/bench.py loop)."""
+        with torch.no_grad(), _writing(self.run_dir):
+            self._histogram("logits/val", z_val.detach().flatten().float(), step)
+            if not image:
                 return
             if data.num_features == 2:
                 picture = boundary_image(model, data.x_val, data.y_val)
@@ -185,9 +179,6 @@ class RunWriter:
     def close(self, success: bool) -> None:
         with _writing(self.run_dir):
             try:
-                for drawn in self._pending:  # every picture written (or its error raised)
-                    drawn.result()
-                self._pool.shutdown()
                 if success:  # marks the HParams session as finished
                     self.writer.file_writer.add_summary(self._end)
                 self.writer.flush()

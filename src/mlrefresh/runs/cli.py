@@ -40,7 +40,7 @@ from mlrefresh.runs.console import (
 )
 from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
-from mlrefresh.sweeps.launchers import cores, job_threads, use_threads
+from mlrefresh.sweeps.launchers import cores, launcher_kind, run_threads, use_threads
 from mlrefresh.sweeps.resume import resume_argv
 
 __all__ = ["exit_status", "launch", "run_job"]
@@ -60,12 +60,12 @@ def _config_error(exc: OmegaConfBaseException) -> ConfigError:
 
 
 def _set_threads(hydra, cfg) -> None:
-    """trainer.threads, or a parallel launcher's job its share of the cores, or torch's default
-    (launchers.run_threads)."""
+    """trainer.threads, or a parallel launcher's job its share of the cores, or one thread for a
+    run (launchers.run_threads)."""
     launcher = OmegaConf.to_container(hydra.launcher, resolve=True)
     available = cores()
-    n = use_threads(OmegaConf.select(cfg, "trainer.threads"), launcher, available)
-    if n is not None and job_threads(launcher, available) is not None:  # a parallel launcher
+    n = use_threads(run_threads(OmegaConf.select(cfg, "trainer.threads"), launcher, available))
+    if n is not None and launcher_kind(launcher) in ("joblib", "submitit", "slurm"):
         logging.getLogger(__name__).info("%d thread(s) per job (%d cores)", n, available)
 
 

@@ -9,22 +9,23 @@ torch starts one thread per core in every process. Under a parallel launcher, N 
 then run N x C threads: 4 submitit_local jobs on 2 cores took 76-298 s for a sweep that takes
 15 s with one thread per job. So each job of a parallel launcher gets C / (jobs at once)
 threads: joblib runs `n_jobs` at once (-1: one per core); submitit gives a job
-`cpus_per_task` (SLURM says so in SLURM_CPUS_PER_TASK), else one. The basic and the stacked
-launcher run one training at a time and keep torch's default, unless `trainer.threads=N`
-(`run_threads`). On a machine busy with other work, `trainer.threads=1` avoids torch's
-threads spin-waiting for a core: measured on 2 cores, Fashion-MNIST softmax regression with
-two busy processes beside it, 2 epochs trained in 10.8 s (another time 2.7 s) with torch's 2
-threads and 0.6-1.1 s with one; idle, 3 epochs took 0.74-0.97 s with 2 threads and 0.51-0.69 s
-with one. One thread is not yet the default: a stack of 12 jobs gains less from it than one
-run, and the stacked launcher's ratio to one run then rose from 2.7-2.8x to 3.05-3.64x.
+`cpus_per_task` (SLURM says so in SLURM_CPUS_PER_TASK), else one. A run of the basic or the
+stacked launcher gets one thread, unless `trainer.threads=N` or OMP_NUM_THREADS says otherwise
+(`run_threads`); a stack of M jobs (the stacked launcher's training) gets every core
+(`stack_threads`): its products are M times larger. One thread for a run, measured on 2 cores
+(2026-12-02, Fashion-MNIST softmax regression, 3 epochs, pictures drawn at the epoch's end):
+with two busy processes beside it 0.98-1.07 s with one thread against 2.5-3.6 s with torch's 2
+(its OpenMP threads spin-wait for a core another process holds), idle 0.55-0.86 s against
+0.45-0.71 s. A run's products ([128, 784] x [784, 10]) gain little from a second thread and
+lose much when the machine is shared.
 
 Example:
     >>> job_threads({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher."
     ...              "JoblibLauncher", "n_jobs": 2}, cores=8, env={})
     4
     >>> job_threads({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"},
-    ...             cores=8, env={}) is None
-    True
+    ...             cores=8, env={})
+    1
     >>> slurm = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher."
     ...          "SlurmLauncher", "cpus_per_task": None}
     >>> job_threads(slurm, cores=64, env={}), job_threads(slurm, 64, {"SLURM_CPUS_PER_TASK": "4"})
@@ -39,7 +40,15 @@ import torch
 from mlrefresh.errors import ConfigError
 from mlrefresh.sweeps.settings import check_launcher_keys
 
-__all__ = ["check_launcher", "cores", "job_threads", "run_threads", "use_threads"]
+__all__ = [
+    "check_launcher",
+    "cores",
+    "job_threads",
+    "launcher_kind",
+    "run_threads",
+    "stack_threads",
+    "use_threads",
+]
 
 
 def cores() -> int:
@@ -47,7 +56,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def _kind(launcher: dict) -> str:
+def launcher_kind(launcher: dict) -> str:
     """basic, stacked, joblib, slurm or submitit (local), from hydra.launcher's _target_."""
     target = str(launcher.get("_target_", ""))
     if not target or target.endswith("BasicLauncher"):
@@ -60,10 +69,11 @@ def _kind(launcher: dict) -> str:
 
 
 def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
-    """Threads for one job under `launcher` (hydra.launcher), or None for torch's default."""
-    kind = _kind(launcher)
+    """Threads for one job under `launcher` (hydra.launcher), or None for torch's default (which
+    follows OMP_NUM_THREADS when it is set)."""
+    kind = launcher_kind(launcher)
     if kind in ("basic", "stacked"):
-        return None
+        return None if env.get("OMP_NUM_THREADS") else 1  # a run: see the module docstring
     if env.get("SLURM_CPUS_PER_TASK", "").isdigit():
         return max(1, int(env["SLURM_CPUS_PER_TASK"]))
     if isinstance(launcher.get("cpus_per_task"), int) and launcher["cpus_per_task"] > 0:
@@ -83,9 +93,16 @@ def run_threads(threads, launcher: dict, cores: int, env=os.environ) -> int | No
     return job_threads(launcher, cores, env)
 
 
-def use_threads(threads, launcher: dict, available: int) -> int | None:
-    """Set torch's threads to run_threads' choice (if it makes one); returns it."""
-    n = run_threads(threads, launcher, available)
+def stack_threads(threads, cores: int, env=os.environ) -> int | None:
+    """Threads for a stack of jobs (the stacked launcher): `trainer.threads` when given, torch's
+    default under OMP_NUM_THREADS, else every core."""
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+        return threads
+    return None if env.get("OMP_NUM_THREADS") else cores
+
+
+def use_threads(n: int | None) -> int | None:
+    """Set torch's threads to n (None: leave them); returns n."""
     if n is not None and n != torch.get_num_threads():
         torch.set_num_threads(n)
     return n
@@ -94,7 +111,7 @@ def use_threads(threads, launcher: dict, available: int) -> int | None:
 def check_launcher(launcher: dict) -> None:
     """ConfigError for launcher settings that cannot work here (see the module docstring), and
     for keys or values the launcher does not have (settings.check_launcher_keys)."""
-    kind = _kind(launcher)
+    kind = launcher_kind(launcher)
     check_launcher_keys(kind, launcher)
     if kind == "joblib":
         n = launcher.get("n_jobs")

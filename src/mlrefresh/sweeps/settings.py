@@ -22,7 +22,7 @@ from mlrefresh.errors import ConfigError
 
 __all__ = ["check_launcher_keys", "check_sweeper"]
 
-_CONF = {  # a launcher's kind (launchers._kind) -> its plugin's config class
+_CONF = {  # a launcher's kind (launchers.launcher_kind) -> its plugin's config class
     "joblib": "hydra_plugins.hydra_joblib_launcher.config.JobLibLauncherConf",
     "submitit": "hydra_plugins.hydra_submitit_launcher.config.LocalQueueConf",
     "slurm": "hydra_plugins.hydra_submitit_launcher.config.SlurmQueueConf",
