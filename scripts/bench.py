@@ -9,7 +9,8 @@ Prints tables of times and ratios; it is not a test and asserts nothing about sp
 Sections:
     losses   forward + backward of each custom Function against PyTorch's own (N=128, 60000)
     data     loading the full Fashion-MNIST from its gz files into tensors
-    loop     ms per epoch: train(cfg) vs a hand-written in-memory loop vs a DataLoader loop
+    loop     ms per epoch: train(cfg) vs a hand-written in-memory loop vs a DataLoader loop;
+             then the epoch's FLOPs and bytes, the GEMM and copy rates, the floor they give
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
@@ -199,6 +200,39 @@ def bench_loop(device, epochs=5, rounds=5):
         ratio = ms / best["DataLoader(TensorDataset)"]
         print(f"{name:<30}{ms:>10.1f}{ms / base:>9.2f}{ratio:>15.2f}")
     print(f"best of {rounds} rounds, interleaved; train(cfg) includes its per-epoch validation")
+    _roofline(ds, best, device)
+
+
+def _roofline(ds, best, device, batch=128):
+    """What an epoch costs the machine: its FLOPs and bytes, this machine's GEMM and copy rates
+    at the step's shapes and at its best, the floor those give, and the fraction of it each
+    loop reaches (floor / its time)."""
+    n, d = ds.x_train.shape
+    k, n_val = ds.num_classes, len(ds.x_val)
+    flops = 4 * n * d * k + 2 * n_val * d * k  # forward + weight gradient; validation forward
+    pixels = (n + n_val) * d * ds.x_train.element_size()  # every pixel read once an epoch
+    x, w = ds.x_train[:batch], torch.randn(k, d, device=device)
+    g = torch.randn(batch, k, device=device)
+    big = torch.randn(1024, 1024, device=device)
+    copy_src = torch.randn(16 * 2**20, device=device)  # 64 MB: beyond the caches
+    idx = torch.randperm(n, device=device)[:batch]
+    forward_us, grad_us, big_us, copy_us, gather_us = _compare_us(
+        [lambda: x @ w.t(), lambda: g.t() @ x, lambda: big @ big, copy_src.clone,
+         lambda: ds.x_train[idx]], rounds=3)  # fmt: skip
+    step_rate = 2 * batch * d * k / forward_us / 1e3  # GFLOP/s
+    grad_rate = 2 * batch * d * k / grad_us / 1e3
+    best_rate = 2 * 1024**3 / big_us / 1e3
+    copy_rate = 2 * copy_src.numel() * 4 / copy_us / 1e3  # GB/s, read + write
+    floor_ms = (flops / 2 / step_rate + flops / 2 / grad_rate) / 1e6 + pixels / copy_rate / 1e6
+    best_ms = flops / best_rate / 1e6 + pixels / copy_rate / 1e6
+    print(f"an epoch: {flops / 1e9:.2f} GFLOP, {pixels / 1e6:.0f} MB of pixels")
+    print(f"this machine ({torch.get_num_threads()} threads): GEMM {step_rate:.1f} GFLOP/s at "
+          f"the forward's [{batch},{d}]x[{d},{k}], {grad_rate:.1f} at the weight gradient's, "
+          f"{best_rate:.1f} at 1024^3; copy {copy_rate:.1f} GB/s; a {batch}-row gather "
+          f"{gather_us:.0f} us")  # fmt: skip
+    print(f"floor at the step's GEMM rates {floor_ms:.0f} ms, at the best rate {best_ms:.0f} ms; "
+          "fraction of the floor each loop reaches: " + ", ".join(
+              f"{name} {floor_ms / ms:.2f}" for name, ms in best.items()))  # fmt: skip
 
 
 def bench_accuracy(device):
