@@ -34,6 +34,8 @@ from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.console import (
     HeldStderr,
     hydra_error_from,
+    hydra_quote,
+    hydra_unquote,
     quiet_broken_pipe,
     quiet_writer_threads,
     sweep_without_multirun,
@@ -133,21 +135,13 @@ def exit_status() -> int:
     return session.current().worst()
 
 
-def _hydra_quote(value: str) -> str:
-    """A value quoted for Hydra's override grammar: a sweep job's folder (`.../loss=ce,seed=1`)
-    holds = and , which Hydra would otherwise read as syntax."""
-    return "'" + value.replace("'", "\\'") + "'"
-
-
 def _resume_in_place(argv: list[str]) -> None:
     """`trainer.resume=DIR` continues the run in DIR: Hydra is told to use DIR as the run folder
     and not to overwrite the run's .hydra/ record with the resuming command's config."""
     where = [i for i, a in enumerate(argv) if i and a.lstrip("+").startswith("trainer.resume=")]
     if not where:
         return
-    folder = argv[where[-1]].split("=", 1)[1]
-    if len(folder) > 1 and folder[0] == folder[-1] and folder[0] in "'\"":
-        folder = folder[1:-1]  # quoted for Hydra already
+    folder = hydra_unquote(argv[where[-1]].split("=", 1)[1])  # quoted for Hydra already, or not
     if folder in ("", "null"):
         return
     if any(a in ("-m", "--multirun") for a in argv) or any(
@@ -161,8 +155,8 @@ def _resume_in_place(argv: list[str]) -> None:
             f"trainer.resume={folder}: no such folder; give an earlier run's folder, e.g. "
             "trainer.resume=outputs/runs/<date>/<time>"
         )
-    argv[where[-1]] = f"trainer.resume={_hydra_quote(folder)}"
-    argv += [f"hydra.run.dir={_hydra_quote(folder)}", "hydra.output_subdir=null"]
+    argv[where[-1]] = f"trainer.resume={hydra_quote(folder)}"
+    argv += [f"hydra.run.dir={hydra_quote(folder)}", "hydra.output_subdir=null"]
 
 
 def _hydra_exited(exc: SystemExit, held: HeldStderr) -> int:

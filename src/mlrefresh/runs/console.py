@@ -24,12 +24,27 @@ __all__ = [
     "HeldStderr",
     "hydra_error_from",
     "hydra_error_line",
+    "hydra_quote",
+    "hydra_unquote",
     "sweep_without_multirun",
     "quiet_broken_pipe",
     "quiet_writer_threads",
 ]
 
 _GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+
+
+def hydra_quote(value: str) -> str:
+    """A value quoted for Hydra's override grammar: a folder (`.../loss=ce,seed=1`) holds = and
+    , which Hydra would otherwise read as syntax."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def hydra_unquote(value: str) -> str:
+    """An override's value as the user meant it: without the quotes given for Hydra."""
+    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def _options(text, group):

@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ConfigError, ResumeError
 from mlrefresh.runs.checkpoint import save_json
+from mlrefresh.runs.console import hydra_quote, hydra_unquote
 from mlrefresh.runs.rundir import JOBS
 from mlrefresh.schema import complete
 
@@ -186,19 +187,13 @@ def begin_sweep(sweep_dir, config, saved: dict | None) -> None:
     save_manifest(sweep_dir, task, hydra)
 
 
-def _unquote(value: str) -> str:
-    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
 def resume_argv(argv: list[str]) -> None:
     """`-m sweep.resume=<folder>`: the saved overrides of that sweep, with any given here in
     place of theirs, and hydra.sweep.dir=<folder> (in place, in argv)."""
     where = [i for i, a in enumerate(argv) if i and a.startswith("sweep.resume=")]
     if not where:
         return
-    folder = _unquote(argv[where[-1]].split("=", 1)[1])
+    folder = hydra_unquote(argv[where[-1]].split("=", 1)[1])
     if any(a.startswith("hydra.sweep.dir=") for a in argv[1:]):
         raise ConfigError(f"sweep.resume={folder} names the sweep's folder; drop "
                           "hydra.sweep.dir=... (or resume with the sweep's own command and "
@@ -215,6 +210,5 @@ def resume_argv(argv: list[str]) -> None:
     kept = [
         o for o in saved["hydra"] + saved["task"] if o.split("=", 1)[0].lstrip("+~") not in keys
     ]
-    quoted = "'" + folder.replace("'", "\\'") + "'"
     multirun = [] if {"-m", "--multirun"} & set(flags) else ["-m"]
-    argv[1:] = [*multirun, *flags, *kept, *given, f"hydra.sweep.dir={quoted}"]
+    argv[1:] = [*multirun, *flags, *kept, *given, f"hydra.sweep.dir={hydra_quote(folder)}"]
