@@ -31,6 +31,7 @@ Example:
 import contextlib
 import hashlib
 import itertools
+import json
 import os
 import shutil
 import sys
@@ -58,6 +59,7 @@ __all__ = [
 
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
+RESUMED = "resume.json"  # in .jobs/: the job folders there were when the sweep was resumed
 
 
 def _key(path) -> Path:
@@ -119,6 +121,16 @@ def requeued() -> bool:
     return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
 
 
+def _resumed_job(sweep_dir, name: str) -> bool:
+    """True when `name` is the folder of a job that ran before this sweep was resumed (listed in
+    .jobs/resume.json by sweeps/resume.py)."""
+    try:
+        with open(Path(sweep_dir) / JOBS / RESUMED) as f:
+            return name in json.load(f) and (Path(sweep_dir) / name).is_dir()
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     """A new job folder in `sweep_dir` named after the job's overrides; its name. Jobs with the
     same overrides (an Optuna study sampling the same choices twice) get `name-1`, ...
@@ -130,13 +142,11 @@ def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     if len(name.encode()) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
-    from mlrefresh.sweeps.resume import is_resumed_job
-
     note = Path(sweep_dir) / JOBS / f"{num}.folder"
     if requeued() and note.is_file():
         return note.read_text().strip()
     try:
-        resumed = is_resumed_job(sweep_dir, name)  # a resumed sweep: its folder is its own
+        resumed = _resumed_job(sweep_dir, name)  # a resumed sweep: its folder is its own
         made = name if resumed else _fresh(Path(sweep_dir) / name).name
         note.parent.mkdir(exist_ok=True)
         save_atomically(note, lambda tmp: Path(tmp).write_text(made + "\n"))

@@ -35,14 +35,13 @@ from mlrefresh.checks import flatten
 from mlrefresh.errors import ConfigError, ResumeError
 from mlrefresh.runs.checkpoint import save_json
 from mlrefresh.runs.console import hydra_quote, hydra_unquote
-from mlrefresh.runs.rundir import JOBS
+from mlrefresh.runs.rundir import JOBS, RESUMED
 from mlrefresh.schema import complete
 
 __all__ = [
     "begin_sweep",
     "check_job_configs",
     "check_same_sweep",
-    "is_resumed_job",
     "read_manifest",
     "resume_argv",
     "save_manifest",
@@ -50,7 +49,6 @@ __all__ = [
 ]
 
 MANIFEST = "sweep.json"  # in .jobs/: the sweep's command, written before its first job
-RESUMED = "resume.json"  # in .jobs/: the job folders there were when the sweep was resumed
 log = logging.getLogger(__name__)
 
 OWN_KEYS = ("hydra.sweep.dir", "hydra.run.dir")  # not part of what a sweep is
@@ -153,15 +151,6 @@ def start_resume(sweep_dir) -> int:
     names = sorted(p.name for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name != JOBS)
     save_json(Path(sweep_dir) / JOBS / RESUMED, names)
     return len(names)
-
-
-def is_resumed_job(sweep_dir, name: str) -> bool:
-    """True when `name` is the folder of a job that ran before this sweep was resumed."""
-    try:
-        with open(Path(sweep_dir) / JOBS / RESUMED) as f:
-            return name in json.load(f) and (Path(sweep_dir) / name).is_dir()
-    except (OSError, ValueError, TypeError):
-        return False
 
 
 def _composer(config):

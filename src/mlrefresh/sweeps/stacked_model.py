@@ -145,12 +145,10 @@ class StackedOptimizer:
         """Job m's optimizer state (its own optimizer's state_dict, as state_dict(m) gives it)
         into the stack: a stack of jobs resumed at one epoch (stacking.train_stacked)."""
         for i, rule in enumerate(self.rules):
-            mine = rule.state_dict()
             for key, value in state.items():
                 if isinstance(value, list):
-                    if mine[key] is None:  # SGD before its first step: buffers from now on
+                    if getattr(rule, key) is None:  # SGD before its first step: buffers now
                         setattr(rule, key, [torch.zeros_like(p) for p in rule.params])
-                        mine = rule.state_dict()
                     with torch.no_grad():
                         getattr(rule, key)[0][m].copy_(value[i])
                 elif key == "t":  # the same step count for every job of the stack
