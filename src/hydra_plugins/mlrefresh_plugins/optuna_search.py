@@ -25,6 +25,7 @@ import sys
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from mlrefresh.sweeps.settings import DEFAULT_OBJECTIVE
 from mlrefresh.sweeps.study import ask, beating, open_study, reseed, trials_left
 
 try:
@@ -81,7 +82,7 @@ if OptunaSweeper is not None:
     class OptunaSearch(OptunaSweeper):
         """OptunaSweeper whose study lives in a database (see the module docstring)."""
 
-        def __init__(self, *args, objective: str = "nll/val", **kwargs):
+        def __init__(self, *args, objective: str = DEFAULT_OBJECTIVE, **kwargs):
             super().__init__(*args, **kwargs)
             self.objective = objective  # read by cli.run_job from hydra.sweeper
 
@@ -133,7 +134,7 @@ if OptunaSweeper is not None:
         that replaced the plugin's `optuna` could be replaced back)."""
 
         _target_: str = "hydra_plugins.mlrefresh_plugins.optuna_search.OptunaSearch"
-        objective: str = "nll/val"
+        objective: str = DEFAULT_OBJECTIVE
 
     ConfigStore.instance().store(group="hydra/sweeper", name="optuna_study", node=OptunaSearchConf,
                                  provider="mlrefresh")  # fmt: skip

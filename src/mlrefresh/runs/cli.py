@@ -44,6 +44,7 @@ from mlrefresh.runs.run import train
 from mlrefresh.sweeps import summary
 from mlrefresh.sweeps.launchers import cores, launcher_kind, run_threads, use_threads
 from mlrefresh.sweeps.resume import resume_argv
+from mlrefresh.sweeps.settings import DEFAULT_OBJECTIVE
 
 __all__ = ["exit_status", "launch", "run_job"]
 
@@ -126,7 +127,8 @@ def _run_job(cfg, hydra, run_dir) -> float | None:
         summary.write_record("interrupted", exc.exit_code, str(exc))  # on_job_end will not run
         raise
     summary.write_record("ok", metrics=result)
-    return result.get(OmegaConf.select(hydra, "sweeper.objective", default=None) or "nll/val")
+    objective = OmegaConf.select(hydra, "sweeper.objective", default=None)
+    return result.get(objective or DEFAULT_OBJECTIVE)
 
 
 def exit_status() -> int:

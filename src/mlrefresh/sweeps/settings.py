@@ -132,6 +132,7 @@ def check_sweeper(sweeper: dict, overrides=()) -> None:
     _check_storage(sweeper.get("storage"))
 
 
+DEFAULT_OBJECTIVE = "nll/val"  # what a study optimises unless hydra.sweeper.objective says
 OBJECTIVES = {"nll/val": "minimize", "loss/val": "minimize", "kl/val": "minimize",
               "accuracy/val": "maximize", "loss/train": "minimize"}  # fmt: skip
 
