@@ -5,6 +5,7 @@ basic, joblib and stacked launchers (slow tier)."""
 
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -235,6 +236,29 @@ def test_a_study_killed_after_three_trials_completes_exactly_n_trials(tmp_path):
     assert len(read_csv(sweep / "summary.csv")) == 8
     logs = [p.read_text() for p in sweep.glob("*/train.log")]
     assert sum("resuming" in log for log in logs) == 1  # the retry went on from its last.pt
+
+
+def _open_at_the_barrier(url, barrier) -> str:
+    from mlrefresh.sweeps.study import _storage
+
+    barrier.wait()
+    try:
+        _storage(url)
+        return "opened"
+    except Exception as exc:  # noqa: BLE001 (the test reports which)
+        return type(exc).__name__
+
+
+@pytest.mark.slow
+def test_processes_opening_one_new_study_database_at_once_all_open_it(tmp_path):
+    # They race to create its tables; before the retry one in four or so failed with
+    # IntegrityError (alembic_version) or OperationalError (table already exists).
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        for round_ in range(6):
+            barrier = manager.Barrier(4)
+            url = f"sqlite:///{tmp_path / f'{round_}.db'}"
+            assert pool.starmap(_open_at_the_barrier, [(url, barrier)] * 4) == ["opened"] * 4
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ Example:
 import contextlib
 import copy
 import threading
+import time
 
 __all__ = ["GRACE_S", "HEARTBEAT_S", "ask", "beating", "open_study", "reseed", "trials_left"]
 
@@ -30,13 +31,29 @@ HEARTBEAT_S = 5  # a running trial's process records a heartbeat this often
 GRACE_S = 30  # a running trial without a heartbeat this long belongs to a dead process
 
 
-def _storage(url):
+def _storage(url, tries: int = 10):
+    """Optuna's RDBStorage at `url`. Processes that open a new database at the same moment
+    race to create its tables (one gets IntegrityError or "table already exists"): the loser
+    opens it again, when the tables are there."""
     if url is None:
         return None
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    import warnings
 
-    return RDBStorage(str(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=3))  # fmt: skip
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(tries):
+        try:
+            with warnings.catch_warnings():  # RetryFailedTrialCallback "is experimental"
+                warnings.simplefilter("ignore", ExperimentalWarning)
+                retry = RetryFailedTrialCallback(max_retry=3)
+            return RDBStorage(str(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              failed_trial_callback=retry)  # fmt: skip
+        except (IntegrityError, OperationalError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def open_study(url, name, sampler, directions, sweep_dir):
