@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from mlrefresh import loss_plumbing as plumbing
 
 __all__ = [
-    "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce",
+    "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce", "bernoulli_ce_grad",
+    "softmax_ce_grad",
     "SquareLoss", "BernoulliCE", "SoftmaxCE",
 ]  # fmt: skip
 
@@ -68,6 +69,20 @@ def softmax_dz(p, t, in_place=False):
     if in_place:
         return p.scatter_add_(1, t.unsqueeze(1), minus_onehot)
     return p.scatter_add(1, t.unsqueeze(1), minus_onehot.to(p.dtype))
+
+
+def bernoulli_ce_grad(z, t, scale=None):
+    """d bernoulli_ce(z, t) / dz, without the loss: (sigmoid(z) - t) / N, as BernoulliCE's
+    backward computes it (scale: its grad / N; None: 1 / N). What a training step needs."""
+    return bernoulli_dz(z, t, in_place=True).mul_(1.0 / z.shape[0] if scale is None else scale)
+
+
+def softmax_ce_grad(z, t, scale=None, log_p=None):
+    """d softmax_ce(z, t) / dz, without the loss: (softmax(z) - onehot(t)) / N, as SoftmaxCE's
+    backward computes it, from the forward's log_p (or computed here) and scale (as above)."""
+    log_p = plumbing.log_softmax(z) if log_p is None else log_p
+    scale = 1.0 / z.shape[0] if scale is None else scale
+    return softmax_dz(log_p.exp(), t, in_place=True).mul_(scale)
 
 
 # --- the three Functions: forward and backward side by side -----------------------------------
@@ -121,8 +136,7 @@ class BernoulliCE(torch.autograd.Function):
     def backward(ctx, grad):
         z, t = ctx.saved_tensors
         scale, fast = grad / z.shape[0], plumbing.in_place_ok(grad)
-        dz = bernoulli_dz(z, t, in_place=fast)
-        dz = dz.mul_(scale) if fast else dz * scale  # (sigmoid(z) - t) / N
+        dz = bernoulli_ce_grad(z, t, scale) if fast else bernoulli_dz(z, t) * scale
         return dz, (-z * scale if ctx.needs_input_grad[1] else None)
 
     @staticmethod
@@ -155,7 +169,7 @@ class SoftmaxCE(torch.autograd.Function):
     def backward(ctx, grad, _grad_log_p):
         z, log_p, t = ctx.saved_tensors
         if plumbing.in_place_ok(grad):
-            return softmax_dz(log_p.exp(), t, in_place=True).mul_(grad / z.shape[0]), None
+            return softmax_ce_grad(z, t, grad / z.shape[0], log_p), None
         # create_graph, transforms: softmax recomputed from z, so that it can be differentiated
         return softmax_dz(plumbing.softmax(z), t) * (grad / z.shape[0]), None
 
@@ -228,7 +242,8 @@ def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch
 class Loss:
     """A loss as configs/loss/<name>.yaml names it: the function for one-output models (t 0/1)
     and for K-output models; from the logits z or the unit's output y; the units it pairs with
-    (None: every unit); K-output targets one-hot or class indices; whether it is the NLL."""
+    (None: every unit); K-output targets one-hot or class indices; whether it is the NLL; and,
+    for a loss on the logits, its gradient dL/dz without the loss value (a training step's)."""
 
     binary: object  # f(z or y [N], t [N])
     multi: object  # f(z or y [N, K], t)
@@ -236,13 +251,14 @@ class Loss:
     units: frozenset | None
     one_hot: bool
     is_nll: bool
+    grads: tuple | None = None  # (g(z [N], t), g(z [N, K], t)) -> dL/dz, or None
 
 
 LOSSES = {
     "square": Loss(square_loss, square_loss, on_logits=False, units=None, one_hot=True,
                    is_nll=False),
     "ce": Loss(bernoulli_ce, softmax_ce, on_logits=True, units=frozenset({"sigmoid", "softmax"}),
-               one_hot=False, is_nll=True),
+               one_hot=False, is_nll=True, grads=(bernoulli_ce_grad, softmax_ce_grad)),
 }  # fmt: skip
 
 

@@ -59,6 +59,8 @@ class Objective:
         self.one_hot = spec.one_hot and not model.binary
         self._on_logits = spec.on_logits
         self._loss = spec.binary if model.binary else spec.multi
+        # dL/dz(z, t) without the loss, by the loss's own formula (a loss on the logits), or None
+        self.logit_grad = spec.grads and spec.grads[0 if model.binary else 1]
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """Training targets for labels y, built once per split: 0/1 floats, one-hot or indices."""

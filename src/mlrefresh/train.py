@@ -72,7 +72,7 @@ class Training:
         self.t_train = self.objective.targets(data.y_train)
         self.t_val = self.objective.targets(data.y_val)
         self.p_val = data.posterior(data.x_val) if data.posterior is not None else None
-        step = self.make_step(data.x_train)
+        step = self.make_step(data.step_inputs)
         device = data.x_train.device
         graphs = cfg.trainer.cuda_graph and device.type == "cuda"
         self.step = GraphedStep(step, self.optimizer, device) if graphs else step

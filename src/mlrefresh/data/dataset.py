@@ -30,7 +30,7 @@ from mlrefresh import schema
 from mlrefresh.errors import ConfigError
 
 __all__ = ["DATASETS", "Dataset", "Loader", "check_options", "dataset", "expected_num_classes",
-           "load_dataset"]  # fmt: skip
+           "from_bytes", "load_dataset"]  # fmt: skip
 
 
 @dataclass
@@ -43,10 +43,23 @@ class Dataset:
     num_classes: int
     description: str
     posterior: Callable | None = None  # the true p(y|x) [N, K] of generated data, else None
+    # images: their uint8 pixels [N, D], x_train == from_bytes(train_bytes) exactly; the
+    # training step gathers its batches from these, a quarter of the bytes (epoch.batch)
+    train_bytes: torch.Tensor | None = None
 
     @property
     def num_features(self) -> int:
         return self.x_train.shape[1]
+
+    @property
+    def step_inputs(self) -> torch.Tensor:
+        """What the training step gathers its batches from: the bytes, if any, or x_train."""
+        return self.x_train if self.train_bytes is None else self.train_bytes
+
+
+def from_bytes(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as float32 features in [0, 1]: pixels / 255, rounded once."""
+    return pixels.to(torch.float32).div_(255.0)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mlrefresh.checks import flag, rule, whole
-from mlrefresh.data.dataset import Dataset, dataset
+from mlrefresh.data.dataset import Dataset, dataset, from_bytes
 from mlrefresh.data.idx import IdxError, read_idx
 from mlrefresh.data.mnist_files import FILES, SOURCES, locate
 from mlrefresh.errors import ConfigError, DataError
@@ -154,7 +154,7 @@ def load_mnist(
         )
 
     def to_device(x, y):  # move the uint8 pixels (4x smaller), then convert on the device
-        return x.to(device).float().div_(255.0), y.to(device)
+        return x.to(device), y.to(device)
 
     num_classes = len(classes) if classes is not None else source.num_classes
     about = (
@@ -167,8 +167,9 @@ def load_mnist(
         about += f", first {len(x_train)} training samples"
     where = sorted({os.path.dirname(p) for p in paths.values()})
     about += f", from {', '.join(where)}"
-    tensors = (*to_device(x_train, y_train), *to_device(x_val, y_val))
-    return Dataset(name, *tensors, num_classes, about)
+    (pixels, y_train), (val_pixels, y_val) = to_device(x_train, y_train), to_device(x_val, y_val)
+    tensors = (from_bytes(pixels), y_train, from_bytes(val_pixels), y_val)
+    return Dataset(name, *tensors, num_classes, about, train_bytes=pixels)
 
 
 for _name in SOURCES:

@@ -24,7 +24,7 @@ import os
 
 import torch
 
-from mlrefresh.epoch import epoch_metrics, rows, step_norms
+from mlrefresh.epoch import batch, epoch_metrics, rows, step_norms
 from mlrefresh.errors import UserError
 from mlrefresh.runs.jobs import Job
 from mlrefresh.runs.run import load, train_and_save
@@ -51,7 +51,7 @@ def stacked_step(stack, objective, optimizer, x, t, share: int):
     params = list(stack.parameters())
 
     def step(idx):
-        z = stack(rows(x, idx[::share] if share > 1 else idx))
+        z = stack(batch(x, idx[::share] if share > 1 else idx))
         loss = objective.loss(z.flatten(0, 1), rows(t, idx).flatten(0, 1)) * idx.shape[0]
         optimizer.zero_grad()
         loss.backward()

@@ -1,0 +1,114 @@
+"""The training step: the written-out linear step against autograd's, bit for bit; pixels kept
+as bytes give the loader's floats; one run's curve pinned from before the faster step."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import write_fake_mnist
+from helpers import make_cfg
+from mlrefresh.data import load_dataset
+from mlrefresh.data.dataset import from_bytes
+from mlrefresh.epoch import autograd_step, batch, linear_step, make_step
+from mlrefresh.models import build_model
+from mlrefresh.objective import Objective
+from mlrefresh.optim import build_optimizer
+from mlrefresh.train import Training, fit
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one order of every float sum, in both paths
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    write_fake_mnist(tmp_path / "mnist", n_train=300, n_val=100)
+    return tmp_path
+
+
+def _steps(make, model_name, optim, x, y):
+    torch.manual_seed(0)
+    model = build_model(model_name, x.shape[1], 10 if model_name == "softmax" else 2)
+    with torch.no_grad():
+        model.linear.weight.normal_(0.0, 0.1)  # not zeros: every gradient entry differs
+    objective = Objective("ce", model)
+    optimizer, schedule = build_optimizer(optim, model.parameters(), total_steps=12)
+    step = make(model, objective, optimizer, x, objective.targets(y))
+    seen = []
+    gen = torch.Generator().manual_seed(1)
+    for i, idx in enumerate(torch.randperm(len(y), generator=gen)[:700].split(64)):
+        schedule(i)  # 10 full batches, then a partial one
+        z, norms = step(idx)
+        seen += [z, *norms]
+    return [*model.parameters(), *seen]
+
+
+@pytest.mark.parametrize("model_name", ["logistic", "softmax"])
+@pytest.mark.parametrize(
+    "optim",
+    [{"name": "sgd", "lr": 0.5, "momentum": 0.9, "weight_decay": 1e-3},
+     {"name": "adam", "lr": 0.01, "schedule": "cosine"}],
+    ids=["sgd", "adam"],
+)  # fmt: skip
+@pytest.mark.parametrize("inputs", ["floats", "bytes"])
+def test_the_linear_step_is_autograds_to_the_last_bit(one_thread, model_name, optim, inputs):
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (1000, 784), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 10 if model_name == "softmax" else 2, (1000,), generator=gen)
+    x = pixels if inputs == "bytes" else from_bytes(pixels)
+    written_out = _steps(linear_step, model_name, optim, x, y)
+    autograd = _steps(autograd_step, model_name, optim, x, y)
+    assert all(torch.equal(a, b) for a, b in zip(written_out, autograd, strict=True))
+
+
+def test_make_step_writes_out_linear_models_with_a_loss_on_the_logits():
+    x, t = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    for model_name, loss, kind in [("softmax", "ce", "linear_step"),
+                                   ("logistic", "ce", "linear_step"),
+                                   ("softmax", "square", "autograd_step"),
+                                   ("linear", "square", "autograd_step"),
+                                   ("mlp", "ce", "autograd_step")]:  # fmt: skip
+        model = build_model(model_name, 3, 2)
+        objective = Objective(loss, model)
+        optimizer, _ = build_optimizer({"name": "sgd", "lr": 0.1}, model.parameters(), 1)
+        step = make_step(model, objective, optimizer, x, objective.targets(t))
+        assert step.__qualname__.startswith(kind), (model_name, loss, step.__qualname__)
+
+
+def test_image_bytes_give_the_loaders_floats(mnist_root):
+    data = load_dataset("mnist", root=str(mnist_root), download=False)
+    assert data.train_bytes.dtype == torch.uint8 and data.step_inputs is data.train_bytes
+    assert torch.equal(from_bytes(data.train_bytes), data.x_train)
+    idx = torch.randperm(len(data.x_train))[:50].view(5, 10)  # a stack's [M, B] index too
+    assert torch.equal(batch(data.train_bytes, idx), data.x_train[idx])
+    blobs = load_dataset("blobs")  # generated data: floats only
+    assert blobs.train_bytes is None and blobs.step_inputs is blobs.x_train
+
+
+# Each run's loss/val after every epoch, at one thread, from the autograd step that read float
+# pixels (commit 51a4ba0, before linear_step and the byte pixels).
+PINNED = {
+    ("model=softmax", "dataset.num_classes=3", "trainer.epochs=4", "optim.lr=0.5"):
+        [0.07226167619228363, 0.07681995630264282, 0.0770517960190773, 0.07702012360095978],
+    ("model=logistic", "trainer.epochs=4", "optim.momentum=0.9"):
+        [0.020700372755527496, 0.017149001359939575, 0.016871673986315727, 0.01685468479990959],
+    ("model=softmax", "dataset=mnist", "trainer.epochs=4", "trainer.batch_size=32",
+     "optim.lr=0.01"):
+        [2.409248113632202, 2.3727920055389404, 2.3133702278137207, 2.3113224506378174],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", PINNED, ids=["blobs-softmax", "blobs-logistic", "mnist"])
+def test_a_runs_curve_is_what_it_was_before_the_faster_step(one_thread, mnist_root, overrides):
+    files = [f"dataset.root={mnist_root}", "dataset.download=false"]
+    cfg = make_cfg(*overrides, *(files if "dataset=mnist" in overrides else []))
+    options = OmegaConf.to_container(cfg.dataset, resolve=True)
+    data = load_dataset(options.pop("name"), **options)
+    curve = []
+    fit(Training(cfg, data), data, cfg.trainer.epochs, cfg.trainer.batch_size, 1,
+        lambda epoch, m, z, elapsed: curve.append(float(m["loss/val"])))  # fmt: skip
+    assert curve == pytest.approx(PINNED[overrides], rel=1e-5)
