@@ -79,6 +79,20 @@ def test_make_step_writes_out_linear_models_with_a_loss_on_the_logits():
         assert step.__qualname__.startswith(kind), (model_name, loss, step.__qualname__)
 
 
+def test_a_linear_model_with_a_forward_of_its_own_keeps_autograds_step():
+    from mlrefresh.models import Softmax
+
+    class Squared(Softmax):  # a model someone added: the step cannot assume z = W x + b
+        def forward(self, x):
+            return super().forward(x * x)
+
+    model = Squared(3, 2)
+    objective = Objective("ce", model)
+    optimizer, _ = build_optimizer({"name": "sgd", "lr": 0.1}, model.parameters(), 1)
+    step = make_step(model, objective, optimizer, torch.randn(8, 3), torch.tensor([0, 1] * 4))
+    assert step.__qualname__.startswith("autograd_step")
+
+
 def test_image_bytes_give_the_loaders_floats(mnist_root):
     data = load_dataset("mnist", root=str(mnist_root), download=False)
     assert data.train_bytes.dtype == torch.uint8 and data.step_inputs is data.train_bytes

@@ -53,7 +53,8 @@ def make_step(model, objective, optimizer, x, t):
     logits and the norms (one 0-dim tensor per parameter). A linear model with a loss on its
     logits takes linear_step, the same step written out. capture.GraphedStep replays either
     as a CUDA graph."""
-    if isinstance(model, LinearModel) and objective.logit_grad is not None:
+    written_out = isinstance(model, LinearModel) and type(model).forward is LinearModel.forward
+    if written_out and objective.logit_grad is not None:  # (a forward of its own: autograd)
         return linear_step(model, objective, optimizer, x, t)
     return autograd_step(model, objective, optimizer, x, t)
 
