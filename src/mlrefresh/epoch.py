@@ -1,11 +1,12 @@
 """One epoch of training for one model: the steps, then the metrics.
 
-Each epoch has its own batch order `perm`; `x[idx]` gathers a batch, the objective's loss is
-differentiated by the loss Function's own backward, the optimizer updates. The step loop keeps
-the logits it computed (and the gradient norms) on the device and never waits for them: no
-.item(), no host sync. At the end of the epoch every metric is computed from those logits, as
-seen during the epoch's steps, and from one pass over the validation set; the caller reads them
-all in one sync.
+Each epoch has its own batch order `perm`; `x[idx]` gathers a batch (image pixels as bytes),
+the objective's loss is differentiated by the loss Function's own backward (for a linear model
+and a loss on its logits, by the same formula without autograd: linear_step), the optimizer
+updates. The step loop keeps the logits it computed (and the gradient norms) on the device and
+never waits for them: no .item(), no host sync. At the end of the epoch every metric is
+computed from those logits, as seen during the epoch's steps, and from one pass over the
+validation set; the caller reads them all in one sync.
 
 Example:
     >>> import torch
@@ -80,7 +81,8 @@ def linear_step(model, objective, optimizer, x, t):
     the gradient dL/dz by the loss's own formula (the one its Function's backward computes;
     the step needs no loss value), then dW = dz^T x and db = the sum of dz's rows. The numbers
     are autograd's to the last bit (tests/test_steps.py); the step is half the kernel launches
-    and none of autograd's bookkeeping: 0.6x the autograd step's time on Fashion-MNIST."""
+    and none of autograd's bookkeeping (a Fashion-MNIST epoch of steps at one thread,
+    both reading bytes: 101 ms against 134 with autograd's step)."""
     weight, bias = model.linear.weight, model.linear.bias
 
     @torch.no_grad()
