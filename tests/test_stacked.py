@@ -204,6 +204,42 @@ def test_a_stack_rounds_as_each_job_alone_bit_for_bit(one_thread):
         assert all(torch.equal(mine[k], theirs[k]) for k in mine), SWEEP[m]
 
 
+def _stacked_steps(make, model_name, share, x, y):
+    from mlrefresh.objective import Objective
+
+    torch.manual_seed(0)
+    models = [build_model(model_name, x.shape[1], 10 if model_name == "softmax" else 2)
+              for _ in range(4)]  # fmt: skip
+    for model in models:
+        torch.nn.init.normal_(model.linear.weight, 0.0, 0.1)
+    stack = stack_models(models)
+    objective = Objective("ce", stack)
+    cfgs = [{"name": "sgd", "lr": lr, "momentum": 0.9, "schedule": "cosine"}
+            for lr in (0.1, 0.1, 0.5, 0.5)]  # fmt: skip
+    optimizer = StackedOptimizer(cfgs, stack.parameters(), total_steps=8)
+    step = make(stack, objective, optimizer, x, objective.targets(y), share)
+    gen, seen = torch.Generator().manual_seed(1), []
+    perms = torch.stack([torch.randperm(len(y), generator=gen)[:600] for _ in range(4 // share)])
+    for i, idx in enumerate(perms.repeat_interleave(share, 0).split(128, dim=1)):
+        optimizer.schedule(i)  # 4 full batches, then a partial one
+        z, norms = step(idx)
+        seen += [z, *norms]
+    return [*stack.parameters(), *seen]
+
+
+@pytest.mark.parametrize("model_name", ["logistic", "softmax"])
+@pytest.mark.parametrize("share", [1, 2])
+def test_the_written_out_stacked_step_is_autograds_to_the_last_bit(one_thread, model_name, share):
+    from mlrefresh.sweeps.stacking import stacked_autograd_step, stacked_linear_step
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (1000, 784), dtype=torch.uint8, generator=gen)  # image bytes
+    y = torch.randint(0, 10 if model_name == "softmax" else 2, (1000,), generator=gen)
+    written_out = _stacked_steps(stacked_linear_step, model_name, share, x, y)
+    autograd = _stacked_steps(stacked_autograd_step, model_name, share, x, y)
+    assert all(torch.equal(a, b) for a, b in zip(written_out, autograd, strict=True))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),

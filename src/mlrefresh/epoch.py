@@ -31,7 +31,7 @@ from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
 from mlrefresh.models import LinearModel
 
 __all__ = ["autograd_step", "batch", "epoch_metrics", "linear_step", "log_line", "make_step",
-           "rows", "step_norms", "train_epoch"]  # fmt: skip
+           "rows", "step_norms", "train_epoch", "written_out"]  # fmt: skip
 
 
 def rows(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -54,10 +54,16 @@ def make_step(model, objective, optimizer, x, t):
     logits and the norms (one 0-dim tensor per parameter). A linear model with a loss on its
     logits takes linear_step, the same step written out. capture.GraphedStep replays either
     as a CUDA graph."""
-    written_out = isinstance(model, LinearModel) and type(model).forward is LinearModel.forward
-    if written_out and objective.logit_grad is not None:  # (a forward of its own: autograd)
+    if written_out(model, objective):
         return linear_step(model, objective, optimizer, x, t)
     return autograd_step(model, objective, optimizer, x, t)
+
+
+def written_out(model, objective) -> bool:
+    """Whether the step can be written out: a linear model with LinearModel's own forward (one
+    with a forward of its own keeps autograd) and a loss that gives its gradient on the logits."""
+    linear = isinstance(model, LinearModel) and type(model).forward is LinearModel.forward
+    return linear and objective.logit_grad is not None
 
 
 def autograd_step(model, objective, optimizer, x, t):

@@ -28,7 +28,7 @@ from torch import nn
 from mlrefresh.models import Model
 from mlrefresh.optim import build_optimizer
 
-__all__ = ["StackedLinear", "StackedOptimizer", "model_slice", "stack_models"]
+__all__ = ["StackedLinear", "StackedOptimizer", "model_slice", "stack_models", "weight_grad"]
 
 
 class StackedLinear(torch.autograd.Function):
@@ -56,15 +56,22 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dz):
         x, weight = ctx.saved_tensors
-        (g, n, d), (m, k, _) = x.shape, weight.shape
+        (g, n, d), m = x.shape, weight.shape[0]
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = torch.bmm(dz, weight).view(g, m // g, n, d).sum(1)
         if ctx.needs_input_grad[1]:
-            dw = torch.bmm(dz.transpose(1, 2).reshape(g, -1, n), x).view(m, k, d)
+            dw = weight_grad(dz, x, weight.shape)
         if ctx.needs_input_grad[2]:
             db = dz.sum(1)
         return dx, dw, db
+
+
+def weight_grad(dz: torch.Tensor, x: torch.Tensor, shape) -> torch.Tensor:
+    """dW = dz^T x for each of M models ([M, K, D] = shape), from dz [M, N, K] and the inputs
+    x [G, N, D] (each x[g] shared by M/G consecutive models): one batched product."""
+    (g, n, _), (m, k, d) = x.shape, shape
+    return torch.bmm(dz.transpose(1, 2).reshape(g, -1, n), x).view(m, k, d)
 
 
 class _StackedLayers:

@@ -24,15 +24,16 @@ import os
 
 import torch
 
-from mlrefresh.epoch import batch, epoch_metrics, rows, step_norms
+from mlrefresh.epoch import batch, epoch_metrics, rows, step_norms, written_out
 from mlrefresh.errors import UserError
 from mlrefresh.runs.jobs import Job
 from mlrefresh.runs.run import load, train_and_save
-from mlrefresh.sweeps.stacked_model import StackedOptimizer, model_slice, stack_models
+from mlrefresh.sweeps.stacked_model import StackedOptimizer, model_slice, stack_models, weight_grad
 from mlrefresh.train import Training, seeded_model
 from mlrefresh.validate import refuse_bad_config
 
-__all__ = ["StackedTraining", "same_rows", "stacked_step", "train_stacked"]
+__all__ = ["StackedTraining", "same_rows", "stacked_autograd_step", "stacked_linear_step",
+           "stacked_step", "train_stacked"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,16 @@ def same_rows(seeds: list[int]) -> int:
 
 def stacked_step(stack, objective, optimizer, x, t, share: int):
     """make_step for M stacked models: idx [M, B], a batch per model (each `share` consecutive
-    models have the same batches: their inputs are read once); gradient norms per model."""
+    models have the same batches: their inputs are read once); gradient norms per model. Linear
+    models with a loss on their logits take the written-out step, as a run alone does."""
+    if written_out(stack, objective):
+        return stacked_linear_step(stack, objective, optimizer, x, t, share)
+    return stacked_autograd_step(stack, objective, optimizer, x, t, share)
+
+
+def stacked_autograd_step(stack, objective, optimizer, x, t, share: int):
+    """stacked_step for any model and loss: the sum over jobs of each job's mean loss (so that
+    each job's gradient is its own), its backward through autograd."""
     params = list(stack.parameters())
 
     def step(idx):
@@ -58,6 +68,28 @@ def stacked_step(stack, objective, optimizer, x, t, share: int):
         norms = [torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in params]
         optimizer.step()
         return z.detach(), norms
+
+    return step
+
+
+def stacked_linear_step(stack, objective, optimizer, x, t, share: int):
+    """epoch.linear_step for M stacked linear models: each job's dL/dz by the loss's formula
+    over its own B rows (scale 1/B), dW by one batched product (stacked_model.weight_grad),
+    db the sum of each job's rows. Each job's numbers are its run alone's, to the last bit at
+    one thread (tests/test_stacked.py)."""
+    weight, bias = stack.linear.weight, stack.linear.bias
+
+    @torch.no_grad()
+    def step(idx):
+        inputs = batch(x, idx[::share] if share > 1 else idx)
+        z = stack(inputs)
+        m, b = idx.shape
+        dz = objective.logit_grad(z.flatten(0, 1), rows(t, idx).flatten(0, 1), 1.0 / b)
+        dz = dz.view(m, b, -1)  # [M, B, outputs]
+        weight.grad, bias.grad = weight_grad(dz, inputs, weight.shape), dz.sum(1)
+        norms = [torch.linalg.vector_norm(p.flatten(1), dim=1) for p in (weight.grad, bias.grad)]
+        optimizer.step()
+        return z, norms
 
     return step
 
