@@ -226,8 +226,8 @@ def _roofline(ds, best, device, batch=128):
     best_rate = 2 * 1024**3 / big_us / 1e3
     copy_rate = 2 * copy_src.numel() * 4 / copy_us / 1e3  # GB/s, read + write
     gemm_ms = (flops / 2 / step_rate + flops / 2 / grad_rate) / 1e6
-    floor = {name: gemm_ms + (as_bytes if name.startswith("train(cfg)") else floats)
-             / copy_rate / 1e6 for name in best}  # fmt: skip
+    bytes_ms, floats_ms = (gemm_ms + size / copy_rate / 1e6 for size in (as_bytes, floats))
+    floor = {name: bytes_ms if name.startswith("train(cfg)") else floats_ms for name in best}
     best_ms = flops / best_rate / 1e6 + as_bytes / copy_rate / 1e6
     print(f"an epoch: {flops / 1e9:.2f} GFLOP; pixels read {floats / 1e6:.0f} MB as float32, "
           f"{as_bytes / 1e6:.0f} MB with the training pixels as bytes (train(cfg))")  # fmt: skip
@@ -235,8 +235,8 @@ def _roofline(ds, best, device, batch=128):
           f"the forward's [{batch},{d}]x[{d},{k}], {grad_rate:.1f} at the weight gradient's, "
           f"{best_rate:.1f} at 1024^3; copy {copy_rate:.1f} GB/s; a {batch}-row gather "
           f"{gather_us:.0f} us")  # fmt: skip
-    print(f"floor at the step's GEMM rates: {floor[next(iter(best))]:.0f} ms reading bytes, "
-          f"{gemm_ms + floats / copy_rate / 1e6:.0f} ms reading float32; at the best GEMM rate "
+    print(f"floor at the step's GEMM rates: {bytes_ms:.0f} ms reading bytes, "
+          f"{floats_ms:.0f} ms reading float32; at the best GEMM rate "
           f"{best_ms:.0f} ms; fraction of its floor each loop reaches: " + ", ".join(
               f"{name} {floor[name] / ms:.2f}" for name, ms in best.items()))  # fmt: skip
 

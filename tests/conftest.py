@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import TRAIN, cli
 from mlrefresh.data.download import md5sum
@@ -32,6 +33,16 @@ def write_fake_mnist(folder, n_train=40, n_val=20, seed=0, gz=True):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+@pytest.fixture
+def one_thread():
+    """torch at one thread for the test: one order of every float sum, in both paths a test
+    compares bit for bit."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

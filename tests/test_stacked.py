@@ -170,14 +170,6 @@ def test_stacked_jobs_equal_the_same_jobs_one_by_one(tmp_path, kind):
 SWEEP = [(lr, seed) for lr in (0.03, 0.1, 0.3) for seed in (4, 5, 6, 7)]  # the issue's sweep
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread: one order of every float sum, in both paths
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_a_stack_rounds_as_each_job_alone_bit_for_bit(one_thread):
     """12 jobs (3 learning rates x 4 seeds) of 10 classes and 784 features, an epoch of 16
     steps: every parameter of every job equals its run alone's to the last bit. At lr 0.3 the

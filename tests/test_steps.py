@@ -17,14 +17,6 @@ from mlrefresh.train import Training, fit
 
 
 @pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one order of every float sum, in both paths
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def mnist_root(tmp_path):
     write_fake_mnist(tmp_path / "mnist", n_train=300, n_val=100)
     return tmp_path

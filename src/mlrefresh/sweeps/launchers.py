@@ -85,18 +85,22 @@ def job_threads(launcher: dict, cores: int, env=os.environ) -> int | None:
     return 1  # submitit without cpus_per_task starts every job at once
 
 
+def _given(threads) -> bool:
+    """Whether `trainer.threads` names a number of threads (null: choose one here)."""
+    return isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1
+
+
 def run_threads(threads, launcher: dict, cores: int, env=os.environ) -> int | None:
-    """Threads for a run: `trainer.threads` when given; else a parallel launcher's share of
-    the cores (job_threads); else None, torch's default (see the module docstring)."""
-    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
-        return threads
-    return job_threads(launcher, cores, env)
+    """Threads for a run: `trainer.threads` when given; else the launcher's for one job
+    (job_threads: a parallel launcher's share of the cores, one for a run of the basic or the
+    stacked launcher, None for torch's default under OMP_NUM_THREADS)."""
+    return threads if _given(threads) else job_threads(launcher, cores, env)
 
 
 def stack_threads(threads, cores: int, env=os.environ) -> int | None:
     """Threads for a stack of jobs (the stacked launcher): `trainer.threads` when given, torch's
     default under OMP_NUM_THREADS, else every core."""
-    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+    if _given(threads):
         return threads
     return None if env.get("OMP_NUM_THREADS") else cores
 
