@@ -10,7 +10,9 @@ sweep summary): train(cfg) finds the job's run finished in its folder (or contin
 last.pt: a job the stack could not finish ends as it would alone). Jobs that cannot be grouped
 (alone in their group, resumed, refused, or their data cannot be loaded) run one by one, as
 under the basic launcher. In a resumed sweep (sweeps/resume.py) the jobs that stopped at one
-epoch stack again, each from its own last.pt; a finished job keeps its results.
+epoch stack again, each from its own last.pt; a finished job keeps its results. The jobs'
+configs are composed once and derived for jobs that differ only in values (sweeps/job_configs.py:
+the sweeper's check of the batch and this launcher share them).
 
 Example:
     python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
@@ -31,6 +33,7 @@ from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.resume import own_last
+from mlrefresh.sweeps.job_configs import JobConfigs
 from mlrefresh.sweeps.launchers import cores, stack_threads, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
@@ -83,6 +86,8 @@ class StackedLauncher(Launcher):
         self.config = self.task_function = self.hydra_context = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
+        if not isinstance(hydra_context.config_loader, JobConfigs):  # the sweeper's too
+            hydra_context.config_loader = JobConfigs(hydra_context.config_loader)
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
 
     def _job_config(self, overrides, idx):

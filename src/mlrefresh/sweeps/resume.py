@@ -154,10 +154,13 @@ def start_resume(sweep_dir) -> int:
 
 
 def _composer(config):
-    """compose(overrides): a job's config as the launcher will compose it (Hydra's loader)."""
+    """compose(overrides): a job's config as the launcher will compose it (Hydra's loader; jobs
+    that differ only in values derived from one composition: job_configs.py)."""
     from hydra.core.global_hydra import GlobalHydra
 
-    loader = GlobalHydra.instance().config_loader()
+    from mlrefresh.sweeps.job_configs import JobConfigs
+
+    loader = JobConfigs(GlobalHydra.instance().config_loader())
     return lambda overrides: loader.load_sweep_config(config, list(overrides))
 
 

@@ -1,0 +1,50 @@
+"""Hydra's own launcher test suites (hydra.test_utils.launcher_common_tests) run against
+hydra/launcher=stacked: the sweeps Hydra's test apps run (custom resolvers, job names, working
+folders, overrides of the sweep's folders) end as under Hydra's basic launcher. Their configs
+are not ours, so the stacked launcher runs their jobs one by one, through its own job configs
+(sweeps/job_configs.py) and Hydra's run_job."""
+
+import pytest
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.singleton import Singleton
+from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+from hydra.version import VersionBase
+from omegaconf import OmegaConf
+
+from helpers import CONFIGS
+
+
+@pytest.fixture(autouse=True)
+def fresh_hydra():
+    """Each suite test sets Hydra up itself, as in a process of its own: other tests of this
+    process leave it initialised, with their version_base (its apps expect none given)."""
+    state = Singleton.get_state()
+    GlobalHydra.instance().clear()
+    Singleton._instances.pop(VersionBase, None)  # made again at first use, with none given
+    yield
+    Singleton.set_state(state)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def stacked_in_config_store():
+    """The in-process suite's apps find configs/hydra/launcher/stacked.yaml in Hydra's store."""
+    store = ConfigStore.instance()
+    node = OmegaConf.load(f"{CONFIGS}/hydra/launcher/stacked.yaml")
+    store.store(group="hydra/launcher", name="stacked", node=node)
+    yield
+    store.repo["hydra"]["launcher"].pop("stacked.yaml", None)
+
+
+@pytest.mark.parametrize("launcher_name, overrides", [("stacked", [])])
+class TestStackedLauncher(LauncherTestSuite):
+    pass
+
+
+@pytest.mark.slow  # each test runs an app in a process of its own
+@pytest.mark.parametrize(
+    "task_launcher_cfg, extra_flags",
+    [({}, ["-m", "hydra/launcher=stacked", f"hydra.searchpath=[file://{CONFIGS}]"])],
+)
+class TestStackedLauncherIntegration(IntegrationTestSuite):
+    pass
