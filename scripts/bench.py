@@ -426,7 +426,7 @@ def _train_seconds(folder):
         return json.load(f)["train_seconds"]
 
 
-def bench_stacked(device, rounds=2):
+def bench_stacked(device, rounds=3):
     """The stacked launcher's figure: 12 Fashion-MNIST jobs (3 lr x 4 seeds) and 16 (4 x 4),
     5 epochs each, trained as one stack, against one such run; end to end and the training
     alone (train_seconds: the stack's epochs, the run's epochs). Rounds interleaved."""

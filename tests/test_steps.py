@@ -118,3 +118,27 @@ def test_a_runs_curve_is_what_it_was_before_the_faster_step(one_thread, mnist_ro
     fit(Training(cfg, data), data, cfg.trainer.epochs, cfg.trainer.batch_size, 1,
         lambda epoch, m, z, elapsed: curve.append(float(m["loss/val"])))  # fmt: skip
     assert curve == pytest.approx(PINNED[overrides], rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "model_name, loss, classes",
+    [("softmax", "ce", 4), ("logistic", "ce", 2), ("logistic", "square", 2),
+     ("clamped", "square", 2), ("softmax", "square", 4)],
+)  # fmt: skip
+def test_epoch_metrics_share_work_and_equal_each_metrics_own(model_name, loss, classes):
+    """epoch_metrics computes the training loss and dL/dz in one forward and backward, and the
+    decided classes once: each number equal, to the last bit, to its own function's."""
+    from mlrefresh.diagnostics import gradient_diagnostics
+    from mlrefresh.epoch import epoch_metrics
+
+    gen = torch.Generator().manual_seed(3)
+    objective = Objective(loss, build_model(model_name, 5, classes))
+    shape = (500, classes) if classes > 2 else (500,)
+    z, z_val = 3 * torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+    t = objective.targets(torch.randint(0, classes, (500,), generator=gen))
+    t_val = objective.targets(torch.randint(0, classes, (500,), generator=gen))
+    metrics = epoch_metrics(objective, z, t, torch.rand(9, 2, generator=gen), z_val, t_val, None)
+    alone = {"loss/train": objective.loss(z, t), "loss/val": objective.loss(z_val, t_val),
+             "accuracy/train": objective.correct(z, t) / 500,
+             **gradient_diagnostics(objective, z, t)}  # fmt: skip
+    assert all(torch.equal(metrics[k], v) for k, v in alone.items()), (metrics, alone)

@@ -29,27 +29,37 @@ Example:
 
 import torch
 
-__all__ = ["STALLED_BELOW", "gradient_diagnostics", "likelihood_diagnostics"]
+__all__ = ["STALLED_BELOW", "gradient_diagnostics", "likelihood_diagnostics", "loss_and_dz",
+           "per_sample_dz"]  # fmt: skip
 
 STALLED_BELOW = 0.01  # |dL_i/dz_i| under this, for a misclassified sample: "stalled"
 
 
-def per_sample_dz(objective, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """dL_i/dz_i for every sample ([N] or [N, K]): the backward of the mean loss, times N (each
-    sample's loss depends on its own logits only), through the unit for a loss on outputs
-    (sigmoid: y(1-y); clamped: 0 outside [0, 1])."""
+def loss_and_dz(objective, z: torch.Tensor, t: torch.Tensor) -> tuple:
+    """The mean loss and dL_i/dz_i for every sample ([N] or [N, K]), from one forward and its
+    backward: the backward of the mean loss, times N (each sample's loss depends on its own
+    logits only), through the unit for a loss on outputs (sigmoid: y(1-y); clamped: 0 outside
+    [0, 1])."""
     with torch.enable_grad():
         z = z.detach().requires_grad_()
-        (dz,) = torch.autograd.grad(objective.loss(z, t), z)
-    return dz * z.shape[0]
+        loss = objective.loss(z, t)
+        (dz,) = torch.autograd.grad(loss, z)
+    return loss.detach(), dz * z.shape[0]
+
+
+def per_sample_dz(objective, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """dL_i/dz_i for every sample (loss_and_dz)."""
+    return loss_and_dz(objective, z, t)[1]
 
 
 @torch.no_grad()
-def gradient_diagnostics(objective, z: torch.Tensor, t: torch.Tensor) -> dict:
-    """diag/* as 0-dim tensors, from the training logits z and targets t of an epoch."""
-    dz = per_sample_dz(objective, z, t)
+def gradient_diagnostics(objective, z: torch.Tensor, t: torch.Tensor, dz=None, decided=None):
+    """diag/* as 0-dim tensors, from the training logits z and targets t of an epoch (dz and the
+    decided classes: computed here unless the caller has them already)."""
+    dz = per_sample_dz(objective, z, t) if dz is None else dz
     size = dz.abs() if dz.dim() == 1 else torch.linalg.vector_norm(dz, dim=1)
-    wrong = objective.model.decide(z) != objective.labels(t)
+    decided = objective.model.decide(z) if decided is None else decided
+    wrong = decided != objective.labels(t)
     return {
         "diag/dz_abs": size.mean(),
         "diag/stalled": (wrong & (size < STALLED_BELOW)).float().mean(),

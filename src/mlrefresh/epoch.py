@@ -27,7 +27,7 @@ Example:
 import torch
 
 from mlrefresh.data.dataset import from_bytes
-from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics
+from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics, loss_and_dz
 from mlrefresh.models import LinearModel
 
 __all__ = ["autograd_step", "batch", "epoch_metrics", "linear_step", "log_line", "make_step",
@@ -133,15 +133,18 @@ def epoch_metrics(objective, z_train, t_train, per_step, z_val, t_val, p_val) ->
     sync). per_step: [steps, parameters] gradient norms (step_norms). p_val: the true p(y|x) of
     the validation inputs (generated data), or None."""
     metrics = {}
+    loss_train, dz = loss_and_dz(objective, z_train, t_train)  # one forward for both
+    decided = objective.model.decide(z_train)  # for the accuracy and diag/stalled
     for split, z, t in (("train", z_train, t_train), ("val", z_val, t_val)):
-        metrics[f"loss/{split}"] = objective.loss(z, t)
-        metrics[f"accuracy/{split}"] = objective.correct(z, t) / len(t)
+        train = split == "train"
+        metrics[f"loss/{split}"] = loss_train if train else objective.loss(z, t)
+        metrics[f"accuracy/{split}"] = objective.correct(z, t, decided if train else None) / len(t)
         if objective.loss_is_nll:  # cross-entropy: the loss is the NLL already
             metrics[f"nll/{split}"] = metrics[f"loss/{split}"]
         elif objective.has_nll:
             metrics[f"nll/{split}"] = objective.nll(z, t)
     metrics["grad_norm"] = per_step.square().sum(1).sqrt().mean()  # mean over steps of |grad|
-    metrics.update(gradient_diagnostics(objective, z_train, t_train))
+    metrics.update(gradient_diagnostics(objective, z_train, t_train, dz, decided))
     if p_val is not None and objective.has_nll:
         metrics.update(likelihood_diagnostics(objective, z_val, p_val))
     return metrics
