@@ -88,6 +88,24 @@ def test_hydras_errors_get_an_error_line_first(workdir, args, text):
     assert snapshot(workdir) == before
 
 
+SWEPT = [  # a sweep value that does not compose: refused before the sweep writes anything
+    (["model=logistic,perceptron"], "unknown option model=perceptron; choose one of clamped"),
+    (["seed=1,2", "optim.lr=0.1,abc"], "optim.lr='abc' must be a finite number > 0"),
+    (["trainer.epochs=1,abc", "hydra/launcher=stacked"], "trainer.epochs='abc' must be a whole"),
+    (["hydra.sweep.dir=runs/a/b", "seed=1,x"], "seed='x' must be a whole number"),  # folders
+]
+
+
+@pytest.mark.parametrize(("args", "text"), SWEPT, ids=lambda v: str(v)[:40])
+def test_a_sweep_job_that_does_not_compose_one_line_nothing_written(workdir, args, text):
+    """Hydra's basic sweeper composes its jobs after it wrote the sweep's folder and
+    multirun.yaml, and fails in its own lines with exit code 1: the jobs are checked first."""
+    before = snapshot(workdir)
+    result = run("-m", "trainer.epochs=1", *args, cwd=workdir)
+    assert_one_error_line(result, 2, text)
+    assert snapshot(workdir) == before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "text", "only_line"),

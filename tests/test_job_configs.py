@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from helpers import compose, train_py
-from mlrefresh.sweeps.job_configs import JobConfigs, value_changes
+from mlrefresh.sweeps.job_configs import JobConfigs, basic_sweep_jobs, value_changes
 
 HYDRA = ["hydra/launcher=stacked", "hydra.sweep.dir=/tmp/never-made"]
 
@@ -168,3 +168,16 @@ def test_a_stacked_sweep_composes_once_for_its_jobs(tmp_path, monkeypatch):
     assert "6 in 1 stack(s)" in result.stdout
     # the command's mode, its config, then one job's: the other five are derived from it
     assert len(calls) == 3, calls
+
+
+def test_the_basic_sweepers_jobs_come_from_its_params_and_the_command_line():
+    loader = _loader()
+    given = ["experiment=saturation", "trainer.epochs=2", *HYDRA[1:]]
+    master = loader.load_configuration("train", given, run_mode=RunMode.MULTIRUN)
+    jobs = basic_sweep_jobs(master, loader)  # the experiment's sweep: 2 losses x 5 x 5 seeds
+    assert len(jobs) == 50 and len({tuple(j) for j in jobs}) == 50
+    assert jobs[0] == ["loss=square", "seed=1", "dataset.seed=1", "experiment=saturation",
+                       "trainer.epochs=2"]  # fmt: skip
+    other = loader.load_configuration("train", [*given, "hydra/sweeper=optuna_study"],
+                                      run_mode=RunMode.MULTIRUN)  # fmt: skip
+    assert basic_sweep_jobs(other, loader) is None  # another sweeper's jobs are its own

@@ -33,6 +33,7 @@ from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.resume import own_last
+from mlrefresh.runs.session import current
 from mlrefresh.sweeps.job_configs import JobConfigs
 from mlrefresh.sweeps.launchers import cores, stack_threads, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
@@ -86,8 +87,11 @@ class StackedLauncher(Launcher):
         self.config = self.task_function = self.hydra_context = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
-        if not isinstance(hydra_context.config_loader, JobConfigs):  # the sweeper's too
-            hydra_context.config_loader = JobConfigs(hydra_context.config_loader)
+        loader = hydra_context.config_loader
+        if not isinstance(loader, JobConfigs):  # the sweeper's too
+            checked = current().job_configs  # the configs the sweep's check composed
+            same = isinstance(checked, JobConfigs) and checked.loader is loader
+            hydra_context.config_loader = checked if same else JobConfigs(loader)
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
 
     def _job_config(self, overrides, idx):

@@ -16,6 +16,14 @@ the overrides set again (`hydra.overrides.task`, `hydra.job.override_dirname`,
 says what is wrong). tests/test_job_configs.py checks derived configs against Hydra's own,
 node types and flags included.
 
+Hydra's basic sweeper composes its batch only after the sweep's folder and multirun.yaml are
+written, and a job that does not compose (`model=logistic,sofmax`, `optim.lr=0.1,abc`) then
+ends the command in Hydra's own lines, exit code 1, the folder left behind. `check_jobs` runs
+before any of that (rundir.RunFolders, through sweeps/resume.begin_sweep): the jobs as the
+basic sweeper expands them, each composed here (derived as above), the first that does not
+compose refused in one line (ConfigError). The stacked launcher then uses the same JobConfigs
+(the command's Session holds it), so a stacked sweep composes no more often than before.
+
 Example:
     >>> from omegaconf import OmegaConf
     >>> from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -31,13 +39,18 @@ import copy
 import os
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from hydra.types import RunMode
 from omegaconf import OmegaConf, ValueNode
 from omegaconf._impl import select_node
 
-__all__ = ["JobConfigs", "value_changes"]
+from mlrefresh.errors import ConfigError
+from mlrefresh.runs.console import hydra_error_from, hydra_error_line
+from mlrefresh.schema import error_line
+
+__all__ = ["JobConfigs", "basic_sweep_jobs", "check_jobs", "value_changes"]
 
 PLAIN = (str, int, float, bool, type(None))
 
@@ -140,3 +153,32 @@ def _applied(cfg, changes, wanted):
     )
     cfg.hydra.runtime.cwd = os.getcwd()
     return cfg
+
+
+def basic_sweep_jobs(config, loader) -> list[list[str]] | None:
+    """Each job's overrides as Hydra's basic sweeper will expand the command (its
+    hydra.sweeper.params, then the command line), or None: another sweeper (its jobs are its
+    own), or overrides it cannot expand (it says so itself)."""
+    if OmegaConf.select(config, "hydra.sweeper._target_") != (
+        f"{BasicSweeper.__module__}.{BasicSweeper.__name__}"
+    ):
+        return None
+    try:
+        params = config.hydra.sweeper.get("params")
+        given = [f"{k}={v}" for k, v in (params or {}).items()]
+        given += OmegaConf.to_container(config.hydra.overrides.task)
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(given)
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    except Exception:  # noqa: BLE001 (the sweeper refuses them in its own words)
+        return None
+
+
+def check_jobs(config, configs: JobConfigs) -> None:
+    """ConfigError, in one line, for the first job of a basic sweep that does not compose
+    (before the sweep writes anything; see the module docstring)."""
+    for job in basic_sweep_jobs(config, configs.loader) or []:
+        try:
+            configs.load_sweep_config(config, job)
+        except Exception as exc:  # noqa: BLE001 (Hydra's or OmegaConf's refusal, said in one line)
+            why = error_line(exc.__cause__) or hydra_error_from(exc) or hydra_error_line(str(exc))
+            raise ConfigError(why.removeprefix("error: ")) from None

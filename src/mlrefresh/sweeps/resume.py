@@ -36,6 +36,7 @@ from mlrefresh.errors import ConfigError, ResumeError
 from mlrefresh.runs.checkpoint import save_json
 from mlrefresh.runs.console import hydra_quote, hydra_unquote
 from mlrefresh.runs.rundir import JOBS, RESUMED
+from mlrefresh.runs.session import current
 from mlrefresh.schema import complete
 
 __all__ = [
@@ -153,25 +154,21 @@ def start_resume(sweep_dir) -> int:
     return len(names)
 
 
-def _composer(config):
-    """compose(overrides): a job's config as the launcher will compose it (Hydra's loader; jobs
-    that differ only in values derived from one composition: job_configs.py)."""
+def begin_sweep(sweep_dir, config, saved: dict | None) -> None:
+    """Before a sweep's first job (rundir.RunFolders): every job of a basic sweep composes
+    (job_configs.check_jobs); a sweep run before in sweep_dir (`saved` its manifest) is checked
+    and resumed; then the manifest is (re)written."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from mlrefresh.sweeps.job_configs import JobConfigs
+    from mlrefresh.sweeps.job_configs import JobConfigs, check_jobs
 
-    loader = JobConfigs(GlobalHydra.instance().config_loader())
-    return lambda overrides: loader.load_sweep_config(config, list(overrides))
-
-
-def begin_sweep(sweep_dir, config, saved: dict | None) -> None:
-    """Before a sweep's first job (rundir.RunFolders): a sweep run before in sweep_dir (`saved`
-    its manifest) is checked and resumed; then the manifest is (re)written."""
+    configs = current().job_configs = JobConfigs(GlobalHydra.instance().config_loader())
+    check_jobs(config, configs)
     given = OmegaConf.to_container(config.hydra.overrides)  # as typed: ${...} not resolved
     task, hydra = given["task"], given["hydra"]
     if saved is not None:
         check_same_sweep(sweep_dir, saved["task"], task)
-        check_job_configs(sweep_dir, _composer(config))
+        check_job_configs(sweep_dir, lambda job: configs.load_sweep_config(config, list(job)))
         n = start_resume(sweep_dir)
         log.info(f"resuming the sweep in {sweep_dir}: {n} job folder(s) from before; "
                  "finished jobs are not run again, interrupted ones continue from their "
