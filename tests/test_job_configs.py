@@ -153,7 +153,8 @@ def test_what_is_composed_rather_than_derived():
     assert value_changes(parse(["hydra.a=1"]), parse(["hydra.a=2"]), cfg) is None  # Hydra's own
 
 
-def test_a_stacked_sweep_composes_once_for_its_jobs(tmp_path, monkeypatch):
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_sweep_composes_once_for_its_jobs(tmp_path, monkeypatch, launcher):
     calls = []
     compose_one = ConfigLoaderImpl.load_configuration
 
@@ -162,11 +163,13 @@ def test_a_stacked_sweep_composes_once_for_its_jobs(tmp_path, monkeypatch):
         return compose_one(self, *args, **kwargs)
 
     monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
-    result = train_py("-m", "hydra/launcher=stacked", "seed=1,2,3", "optim.lr=0.1,0.3",
+    result = train_py("-m", f"hydra/launcher={launcher}", "seed=1,2,3", "optim.lr=0.1,0.3",
                       "trainer.epochs=1", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "6 in 1 stack(s)" in result.stdout
-    # the command's mode, its config, then one job's: the other five are derived from it
+    assert launcher == "basic" or "6 in 1 stack(s)" in result.stdout
+    assert len(list(tmp_path.glob("*/metrics.json"))) == 6
+    # the command's mode, its config, then one job's: the other five are derived from it, and
+    # the sweeper's check and the launcher get them again (Hydra composed each job twice)
     assert len(calls) == 3, calls
 
 

@@ -11,8 +11,8 @@ last.pt: a job the stack could not finish ends as it would alone). Jobs that can
 (alone in their group, resumed, refused, or their data cannot be loaded) run one by one, as
 under the basic launcher. In a resumed sweep (sweeps/resume.py) the jobs that stopped at one
 epoch stack again, each from its own last.pt; a finished job keeps its results. The jobs'
-configs are composed once and derived for jobs that differ only in values (sweeps/job_configs.py:
-the sweeper's check of the batch and this launcher share them).
+configs are composed once and derived for jobs that differ only in values (sweeps/job_configs.py,
+installed before the sweep starts; this launcher installs it itself where nothing did).
 
 Example:
     python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
@@ -33,7 +33,6 @@ from mlrefresh.errors import UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.resume import own_last
-from mlrefresh.runs.session import current
 from mlrefresh.sweeps.job_configs import JobConfigs
 from mlrefresh.sweeps.launchers import cores, stack_threads, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
@@ -87,11 +86,8 @@ class StackedLauncher(Launcher):
         self.config = self.task_function = self.hydra_context = None
 
     def setup(self, *, hydra_context, task_function, config) -> None:
-        loader = hydra_context.config_loader
-        if not isinstance(loader, JobConfigs):  # the sweeper's too
-            checked = current().job_configs  # the configs the sweep's check composed
-            same = isinstance(checked, JobConfigs) and checked.loader is loader
-            hydra_context.config_loader = checked if same else JobConfigs(loader)
+        if not isinstance(hydra_context.config_loader, JobConfigs):  # an app without our
+            hydra_context.config_loader = JobConfigs(hydra_context.config_loader)  # callbacks
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
 
     def _job_config(self, overrides, idx):

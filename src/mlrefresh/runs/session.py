@@ -29,8 +29,6 @@ class Session:
     sweep: str | None = None  # this command's sweep folder, once claimed (rundir)
     held: dict[Path, int] = field(default_factory=dict)  # folders held: the lock's descriptor
     codes: list[int] = field(default_factory=list)  # each job's run here, each sweep's worst
-    job_configs: object | None = None  # the sweep's job configs, composed once (sweeps/
-    # job_configs.py): checked before the sweep starts, then the stacked launcher's
 
     def worst(self) -> int:
         """The command's exit code: 0 when every job succeeded, else the worst."""

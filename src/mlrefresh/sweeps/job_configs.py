@@ -3,10 +3,12 @@ it only in plain values.
 
 Hydra composes every job's config from the YAML files twice: the sweeper checks that the batch
 composes (`validate_batch_is_legal`), then the launcher composes it again to run it; 70-100 ms
-a compose here, about 1.9 s of a 12-job stacked sweep whose one run takes 2.5-2.9 s (2026-12-02,
-the 2-core machine; a derived config takes 9-15 ms, its copies included). `JobConfigs` wraps
-Hydra's config loader for one sweep (the stacked launcher installs it, sweeper and launcher then
-share it): a job asked for again gets a copy of its config, and a job whose overrides differ
+a compose here, about 1.9 s of a 12-job stacked sweep whose one run takes 2.5-2.9 s, 9 of the
+14 s of `-m experiment=saturation` (50 jobs; 2026-12-02, the 2-core machine; a derived config
+takes 9-15 ms, its copies included). `JobConfigs` wraps Hydra's config loader for one sweep
+(`install`, before the sweep starts: Hydra hands its loader to the sweeper and the launcher
+after the callbacks' on_multirun_start; a launcher's worker processes get the loader alone):
+a job asked for again gets a copy of its config, and a job whose overrides differ
 from a composed job's only in plain values (`seed=2` against `seed=1`, `optim.lr=0.3` against
 `optim.lr=0.1`: not a config group, a dict, a list, a `+`/`~` override, hydra's own key or a
 key that another override also reaches) is that job's config with Hydra's own override step
@@ -21,8 +23,7 @@ written, and a job that does not compose (`model=logistic,sofmax`, `optim.lr=0.1
 ends the command in Hydra's own lines, exit code 1, the folder left behind. `check_jobs` runs
 before any of that (rundir.RunFolders, through sweeps/resume.begin_sweep): the jobs as the
 basic sweeper expands them, each composed here (derived as above), the first that does not
-compose refused in one line (ConfigError). The stacked launcher then uses the same JobConfigs
-(the command's Session holds it), so a stacked sweep composes no more often than before.
+compose refused in one line (ConfigError). The sweeper and the launcher then find them here.
 
 Example:
     >>> from omegaconf import OmegaConf
@@ -50,7 +51,7 @@ from mlrefresh.errors import ConfigError
 from mlrefresh.runs.console import hydra_error_from, hydra_error_line
 from mlrefresh.schema import error_line
 
-__all__ = ["JobConfigs", "basic_sweep_jobs", "check_jobs", "value_changes"]
+__all__ = ["JobConfigs", "basic_sweep_jobs", "check_jobs", "install", "value_changes"]
 
 PLAIN = (str, int, float, bool, type(None))
 
@@ -106,6 +107,12 @@ class JobConfigs:
             raise AttributeError(name)
         return getattr(self.loader, name)
 
+    def __getstate__(self) -> dict:  # a worker process gets the loader (configs made from
+        return {"loader": self.loader}  # the schema's classes do not pickle)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["loader"])
+
     def load_sweep_config(self, master_config, sweep_overrides):
         name = master_config.hydra.job.config_name
         hydra = OmegaConf.to_container(master_config.hydra.overrides.hydra)  # as typed: ${..}
@@ -153,6 +160,17 @@ def _applied(cfg, changes, wanted):
     )
     cfg.hydra.runtime.cwd = os.getcwd()
     return cfg
+
+
+def install() -> JobConfigs:
+    """The running Hydra's config loader wrapped in a JobConfigs (once), for this command's
+    sweep: called from a callback's on_multirun_start, before Hydra hands the loader on."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance().hydra
+    if not isinstance(hydra.config_loader, JobConfigs):
+        hydra.config_loader = JobConfigs(hydra.config_loader)
+    return hydra.config_loader
 
 
 def basic_sweep_jobs(config, loader) -> list[list[str]] | None:

@@ -36,7 +36,6 @@ from mlrefresh.errors import ConfigError, ResumeError
 from mlrefresh.runs.checkpoint import save_json
 from mlrefresh.runs.console import hydra_quote, hydra_unquote
 from mlrefresh.runs.rundir import JOBS, RESUMED
-from mlrefresh.runs.session import current
 from mlrefresh.schema import complete
 
 __all__ = [
@@ -158,11 +157,9 @@ def begin_sweep(sweep_dir, config, saved: dict | None) -> None:
     """Before a sweep's first job (rundir.RunFolders): every job of a basic sweep composes
     (job_configs.check_jobs); a sweep run before in sweep_dir (`saved` its manifest) is checked
     and resumed; then the manifest is (re)written."""
-    from hydra.core.global_hydra import GlobalHydra
+    from mlrefresh.sweeps.job_configs import check_jobs, install
 
-    from mlrefresh.sweeps.job_configs import JobConfigs, check_jobs
-
-    configs = current().job_configs = JobConfigs(GlobalHydra.instance().config_loader())
+    configs = install()  # the sweep's job configs, composed once: here, sweeper and launcher
     check_jobs(config, configs)
     given = OmegaConf.to_container(config.hydra.overrides)  # as typed: ${...} not resolved
     task, hydra = given["task"], given["hydra"]
