@@ -24,7 +24,7 @@ bytecode:
 train: $(STAMP)
 	$(BIN)/python scripts/train.py $(ARGS)
 
-# the fast tier: every behaviour, in-process (about 2.5 minutes on 2 cores)
+# the fast tier: every behaviour, in-process (about 2 minutes on 2 cores)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
