@@ -244,8 +244,9 @@ def discard_unused() -> None:
 
 class RunFolders(Callback):
     """Hydra callback: claim the run (or sweep) folder before Hydra writes into it, check the
-    launcher's settings before a sweep (launchers.check_launcher), and let the held-back
-    stderr through once the run starts (see console.HeldStderr)."""
+    launcher's settings and that each job composes before a sweep (launchers.check_launcher,
+    job_configs.check_jobs), and let the held-back stderr through once the run starts (see
+    console.HeldStderr)."""
 
     def on_run_start(self, config, **kwargs) -> None:
         self._claim(config, "hydra.run.dir")
@@ -255,6 +256,7 @@ class RunFolders(Callback):
 
     @staticmethod
     def _claim(config, key, launcher=False):
+        from mlrefresh.sweeps.job_configs import check_jobs, install
         from mlrefresh.sweeps.launchers import check_launcher
         from mlrefresh.sweeps.resume import begin_sweep, read_manifest
         from mlrefresh.sweeps.settings import check_sweeper
@@ -280,6 +282,7 @@ class RunFolders(Callback):
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
                 sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
                 check_sweeper(sweeper, list(config.hydra.overrides.task))
+                check_jobs(config, install())  # each job composes (composed once, for all)
                 begin_sweep(claimed, config, saved)
         except UserError as exc:
             error = exc

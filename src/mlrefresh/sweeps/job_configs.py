@@ -21,7 +21,7 @@ node types and flags included.
 Hydra's basic sweeper composes its batch only after the sweep's folder and multirun.yaml are
 written, and a job that does not compose (`model=logistic,sofmax`, `optim.lr=0.1,abc`) then
 ends the command in Hydra's own lines, exit code 1, the folder left behind. `check_jobs` runs
-before any of that (rundir.RunFolders, through sweeps/resume.begin_sweep): the jobs as the
+before any of that (rundir.RunFolders, with the launcher's settings): the jobs as the
 basic sweeper expands them, each composed here (derived as above), the first that does not
 compose refused in one line (ConfigError). The sweeper and the launcher then find them here.
 
@@ -114,31 +114,36 @@ class JobConfigs:
         self.__init__(state["loader"])
 
     def load_sweep_config(self, master_config, sweep_overrides):
+        cfg = copy.deepcopy(self.composed(master_config, sweep_overrides))
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)  # as Hydra's does
+        return cfg
+
+    def composed(self, master_config, sweep_overrides):
+        """The job's config as kept here, composed or derived the first time it is asked for:
+        to read (check_jobs), not to change; load_sweep_config gives a copy."""
         name = master_config.hydra.job.config_name
         hydra = OmegaConf.to_container(master_config.hydra.overrides.hydra)  # as typed: ${..}
         overrides = hydra + list(sweep_overrides)
         key = (name, tuple(overrides))
         if key not in self._configs:
-            self._configs[key] = self._derive(name, overrides) or self._compose(name, overrides)
-        cfg = copy.deepcopy(self._configs[key][1])
-        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)  # as Hydra's does
-        return cfg
+            try:
+                wanted = self._parse(overrides)
+            except Exception:  # noqa: BLE001 (Hydra's compose below says what is wrong)
+                wanted = None
+            cfg = self._derive(name, wanted) if wanted is not None else None
+            if cfg is None:
+                cfg = self.loader.load_configuration(name, overrides, run_mode=RunMode.RUN)
+            self._configs[key] = (wanted if wanted is not None else self._parse(overrides), cfg)
+        return self._configs[key][1]
 
-    def _compose(self, name, overrides):
-        cfg = self.loader.load_configuration(name, overrides, run_mode=RunMode.RUN)
-        return self._parse(overrides), cfg
-
-    def _derive(self, name, overrides):
-        try:
-            wanted = self._parse(overrides)
-        except Exception:  # noqa: BLE001 (Hydra's compose says what is wrong with it)
-            return None
+    def _derive(self, name, wanted):
+        """wanted's config derived from one kept here (value_changes), or None."""
         for (other, _), (composed, cfg) in reversed(self._configs.items()):
             changes = value_changes(composed, wanted, cfg) if other == name else None
             if changes is None:
                 continue
             try:
-                return wanted, _applied(cfg, changes, wanted)
+                return _applied(cfg, changes, wanted)
             except Exception:  # noqa: BLE001 (composed instead: Hydra's own error)
                 return None
         return None
@@ -196,7 +201,7 @@ def check_jobs(config, configs: JobConfigs) -> None:
     (before the sweep writes anything; see the module docstring)."""
     for job in basic_sweep_jobs(config, configs.loader) or []:
         try:
-            configs.load_sweep_config(config, job)
+            configs.composed(config, job)  # kept for the sweeper and the launcher: no copy here
         except Exception as exc:  # noqa: BLE001 (Hydra's or OmegaConf's refusal, said in one line)
             why = error_line(exc.__cause__) or hydra_error_from(exc) or hydra_error_line(str(exc))
             raise ConfigError(why.removeprefix("error: ")) from None

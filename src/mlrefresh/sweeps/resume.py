@@ -154,13 +154,11 @@ def start_resume(sweep_dir) -> int:
 
 
 def begin_sweep(sweep_dir, config, saved: dict | None) -> None:
-    """Before a sweep's first job (rundir.RunFolders): every job of a basic sweep composes
-    (job_configs.check_jobs); a sweep run before in sweep_dir (`saved` its manifest) is checked
-    and resumed; then the manifest is (re)written."""
-    from mlrefresh.sweeps.job_configs import check_jobs, install
+    """Before a sweep's first job (rundir.RunFolders): a sweep run before in sweep_dir (`saved`
+    its manifest) is checked and resumed; then the manifest is (re)written."""
+    from mlrefresh.sweeps.job_configs import install
 
-    configs = install()  # the sweep's job configs, composed once: here, sweeper and launcher
-    check_jobs(config, configs)
+    configs = install()  # the sweep's job configs, as its launcher will get them
     given = OmegaConf.to_container(config.hydra.overrides)  # as typed: ${...} not resolved
     task, hydra = given["task"], given["hydra"]
     if saved is not None:
