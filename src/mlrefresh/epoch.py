@@ -30,8 +30,8 @@ from mlrefresh.data.dataset import from_bytes
 from mlrefresh.diagnostics import gradient_diagnostics, likelihood_diagnostics, loss_and_dz
 from mlrefresh.models import LinearModel
 
-__all__ = ["autograd_step", "batch", "epoch_metrics", "linear_step", "log_line", "make_step",
-           "rows", "step_norms", "train_epoch", "written_out"]  # fmt: skip
+__all__ = ["autograd_step", "batch", "epoch_metrics", "grad_norms", "linear_step", "log_line",
+           "make_step", "rows", "step_norms", "train_epoch", "written_out"]  # fmt: skip
 
 
 def rows(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def written_out(model, objective) -> bool:
     """Whether the step can be written out: a linear model with LinearModel's own forward (one
     with a forward of its own keeps autograd) and a loss that gives its gradient on the logits."""
     linear = isinstance(model, LinearModel) and type(model).forward is LinearModel.forward
-    return linear and objective.logit_grad is not None
+    return linear and objective.function is not None
 
 
 def autograd_step(model, objective, optimizer, x, t):
@@ -75,30 +75,37 @@ def autograd_step(model, objective, optimizer, x, t):
         loss = objective.loss(z, rows(t, idx))
         optimizer.zero_grad()
         loss.backward()
-        norms = torch._foreach_norm([p.grad for p in params])  # one kernel launch for all
+        norms = grad_norms(params)
         optimizer.step()
         return z.detach(), norms
 
     return step
 
 
+def grad_norms(params) -> list:
+    """|grad| of each parameter, as 0-dim device tensors (no host sync)."""
+    return [torch.linalg.vector_norm(p.grad) for p in params]
+
+
 def linear_step(model, objective, optimizer, x, t):
     """make_step's step for a linear model (z = W x + b) and a loss on its logits, written out:
-    the gradient dL/dz by the loss's own formula (the one its Function's backward computes;
-    the step needs no loss value), then dW = dz^T x and db = the sum of dz's rows. The numbers
-    are autograd's to the last bit (tests/test_steps.py); the step is half the kernel launches
-    and none of autograd's bookkeeping (a Fashion-MNIST epoch of steps at one thread,
-    both reading bytes: 101 ms against 134 with autograd's step)."""
-    weight, bias = model.linear.weight, model.linear.bias
+    dL/dz from the loss Function's own backward (called without autograd, and without the loss
+    value, which the step does not need: loss_plumbing.backward_alone), then dW = dz^T x and
+    db = the sum of dz's rows. The numbers are autograd's to the last bit
+    (tests/test_steps.py); the step is half the kernel launches and none of autograd's
+    bookkeeping (a Fashion-MNIST epoch of steps at one thread, both reading bytes: 101 ms
+    against 134 with autograd's step)."""
+    params = weight, bias = model.linear.weight, model.linear.bias
+    one = torch.ones((), dtype=weight.dtype, device=weight.device)  # dL/dL
 
     @torch.no_grad()
     def step(idx):
         inputs = batch(x, idx)
         z = model(inputs)
-        dz = objective.logit_grad(z, rows(t, idx))
+        dz = objective.logit_grad(z, rows(t, idx), one)
         dz = dz.unsqueeze(1) if model.binary else dz  # [B, outputs]
         weight.grad, bias.grad = torch.mm(dz.t(), inputs), dz.sum(0)
-        norms = torch._foreach_norm([weight.grad, bias.grad])
+        norms = grad_norms(params)
         optimizer.step()
         return z, norms
 

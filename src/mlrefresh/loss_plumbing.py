@@ -1,20 +1,18 @@
-"""The plumbing under losses.py's formulas: speed, numerics, checks, the compiler.
+"""What lies under losses.py's formulas: exact numerics, the wrappers' checks, the compiler,
+and a Function's backward called on its own.
 
-Nothing here changes a number the lecture's formulas give; it decides how they run:
+Nothing here changes what a formula says; it decides how the formula is computed:
 
-- `apply`: a Function's apply through the C++ path. torch 2.13's Python-side apply calls
-  inspect.signature on every call for a Function with setup_context (pytorch#189573). Measured
-  on the 2-core CPU machine, one thread, a Fashion-MNIST step (forward, softmax CE, backward):
-  30 us of 200 us, about 7% of an epoch (the two versions side by side in one process,
-  2026-12-02; `python scripts/bench.py losses` shows the per-call cost). Under torch.compile
-  the Function's copy without jvp runs (Dynamo does not trace a custom jvp); under torch.func
-  transforms, the Python apply.
-- `in_place_ok`: the backward scales its own fresh temporaries in place (and softmax CE reuses
-  the forward's log-probabilities) where that is safe: not with create_graph=True, not under
-  torch.func transforms or the older vmap of gradcheck. Measured as above: 22 us of a step,
-  about 5% of an epoch.
-- `log_softmax`, `softmax`: exact for any logits, fp16/bf16 computed in float32.
+- `softplus`, `log_softmax`, `onehot`: the lecture's functions, exact for any logits (no
+  e^z that overflows, no log of a probability that underflowed); fp16/bf16 computed in float32.
 - `check_batch`, `any_set`: the wrappers' shape and value checks.
+- `apply`: a Function's apply, or, while torch.compile traces, its copy without the
+  forward-mode rule (`without_jvp`: Dynamo does not trace a Function with a custom jvp).
+- `backward_alone`: the gradient a loss Function's own backward returns, called without
+  autograd's graph: what the written-out step of a linear model trains by (epoch.linear_step).
+  The same call autograd makes, minus its bookkeeping: on the 2-core CPU machine, one thread, a
+  Fashion-MNIST step (batch 128, K = 10) is about 0.2 ms this way against 0.3 ms through
+  torch.autograd.grad (`python scripts/bench.py losses` prints both).
 
 Example:
     >>> import torch
@@ -23,47 +21,22 @@ Example:
     [1.0, 1.0]
 """
 
-import functools
-
 import torch
+import torch.nn.functional as F
 
-__all__ = ["apply", "any_set", "check_batch", "in_place_ok", "log_softmax", "minus_ones",
-           "softmax", "without_jvp"]  # fmt: skip
+__all__ = ["any_set", "apply", "backward_alone", "check_batch", "log_softmax", "onehot",
+           "softplus", "without_jvp"]  # fmt: skip
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def in_place_ok(grad=None) -> bool:
-    """Whether a backward may update its own temporaries in place (see the module docstring);
-    elsewhere the same formula runs out of place, in differentiable operations."""
-    return not (
-        torch.compiler.is_compiling()  # the compiler fuses the out-of-place form anyway
-        or torch.is_grad_enabled()  # create_graph=True: the backward is differentiated
-        or torch._C._are_functorch_transforms_active()
-        or (grad is not None and torch._C._functorch.is_legacy_batchedtensor(grad))
-    )
+def softplus(z: torch.Tensor) -> torch.Tensor:
+    """log(1 + e^z) = max(z, 0) + log(1 + e^-|z|): e^z itself overflows for z > 88 (float32),
+    and torch's softplus returns z unchanged above 20, dropping the e^-z that remains."""
+    return F.relu(z) + torch.log1p(torch.exp(-z.abs()))
 
 
-@functools.cache
-def _cached_minus_one(device, dtype):
-    return torch.full((1, 1), -1.0, device=device, dtype=dtype)
-
-
-def minus_ones(like, n):
-    """An [n, 1] column of -1 to subtract a one-hot: in eager mode a cached [1, 1] tensor,
-    expanded (not copied), one kernel launch less per backward than a freshly filled column."""
-    if not in_place_ok():
-        return like.new_full((n, 1), -1.0)
-    return _cached_minus_one(like.device, like.dtype).expand(n, 1)
-
-
-def softmax(z):
-    """softmax over dim 1; fp16/bf16 computed in float32 and rounded once."""
-    low = z.dtype in LOW_PRECISION
-    return torch.softmax(z.float() if low else z, dim=1).to(z.dtype)
-
-
-def log_softmax(z):
+def log_softmax(z: torch.Tensor) -> torch.Tensor:
     """log softmax(z) over dim 1, exact for any logits (max-shifted: z - max - log sum e^(z-max)).
 
     On the CPU the formula is written out in elementwise kernels: torch.log_softmax's fused CPU
@@ -81,6 +54,13 @@ def log_softmax(z):
         shifted = z - z.amax(dim=1, keepdim=True)
         return shifted - shifted.exp().sum(dim=1, keepdim=True).log()
     return torch.log_softmax(z, dim=1)
+
+
+def onehot(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Rows of `like`'s shape and dtype, 1 at the class index t_i, 0 elsewhere. Not
+    F.one_hot, which checks the indices (a host sync in every step, none under a CUDA graph)."""
+    classes = torch.arange(like.shape[1], device=like.device)
+    return (t.unsqueeze(1) == classes).to(like.dtype)
 
 
 def check_batch(name, pred) -> None:
@@ -110,9 +90,33 @@ def without_jvp(function: type) -> type:
 
 
 def apply(function, for_compile, *args):
-    """function.apply(*args), through the C++ apply where that is safe (module docstring)."""
-    if torch.compiler.is_compiling():
-        return for_compile.apply(*args)
-    if torch._C._are_functorch_transforms_active():
-        return function.apply(*args)
-    return super(torch.autograd.Function, function).apply(*args)
+    """function.apply(*args); its copy without jvp while torch.compile traces."""
+    return (for_compile if torch.compiler.is_compiling() else function).apply(*args)
+
+
+class _Inputs:
+    """What a loss Function's backward reads from its context when it is called on its own:
+    what the Function's setup_context saved (it saves its inputs), and which inputs need a
+    gradient (the logits, not the targets)."""
+
+    needs_input_grad = (True, False)
+
+    def save_for_backward(self, *tensors):
+        self.saved_tensors = tensors
+
+    def save_for_forward(self, *tensors):
+        pass
+
+    def mark_non_differentiable(self, *tensors):
+        pass
+
+
+def backward_alone(function, z: torch.Tensor, t: torch.Tensor, grad: torch.Tensor):
+    """dL/dz for the loss Function `function` at logits z and targets t, times the upstream
+    gradient grad (a 0-dim tensor: 1 for the loss itself), by the Function's own setup_context
+    and backward, as autograd would call them, but without a graph and without the loss value
+    (the step does not need it). A Function whose backward reads its forward's output cannot
+    be called so (its setup_context gets output=None)."""
+    ctx = _Inputs()
+    function.setup_context(ctx, (z, t), None)
+    return function.backward(ctx, grad)[0]

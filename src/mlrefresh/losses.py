@@ -6,17 +6,24 @@
 | bernoulli_ce(z, t) | logits z [N], 0/1 targets          | (sigmoid(z) - t) / N          |
 | softmax_ce(z, t)   | logits z [N, K], class indices [N] | (softmax(z) - onehot(t)) / N  |
 
+Each loss is written as the lecture writes it, top to bottom: the per-sample derivative in one
+line (`square_dy`, `bernoulli_dz`, `softmax_dz`), then the Function: its forward (the loss),
+its backward (that derivative, divided by N), its forward-mode rule. That backward is what
+trains every model: autograd calls it for any model (and carries it through the output unit),
+the written-out step of a linear model calls it directly (loss_plumbing.backward_alone), and
+the diagnostics read dL_i/dz_i through it. Edit a derivative and training changes
+(tests/test_derivatives.py).
+
 Cross-entropy is always computed from the logits (softplus / log-sum-exp), never as
 log(sigmoid(z)): a probability that underflows to 0 has a log of -inf. Square loss works on
-the output unit's y, so autograd's chain rule through the unit adds the saturation factor.
+the output unit's y, so autograd's chain rule through the unit adds the saturation factor:
+through a sigmoid, dL/dz_i = (y_i - t_i) y_i (1 - y_i) / N, the lecture's "small when the
+unit saturates, however wrong y is".
 
-Each per-sample gradient dL_i/dz_i is written once (`square_dy`, `bernoulli_dz`, `softmax_dz`)
-and used by the backward and jvp; the diagnostics read it through the backward itself
-(diagnostics.per_sample_dz). Second derivatives (create_graph=True, a Hessian, a gradient
-penalty) are exact: the backward then runs the same formula out of place, in differentiable
-operations; `generate_vmap_rule = True` gives `torch.func.vmap`, `jacrev`, `hessian`; `jvp`
-gives forward mode (`torch.func.jvp`, `jacfwd`). How the Functions run fast, and under the
-compiler, is loss_plumbing.py's business (measured there).
+The backward is made of differentiable operations, so second derivatives (create_graph=True,
+a Hessian, a gradient penalty) are exact; `generate_vmap_rule = True` gives `torch.func.vmap`,
+`jacrev`, `hessian`; `jvp` gives forward mode (`torch.func.jvp`, `jacfwd`). The exact
+numerics (softplus, log-softmax), the checks and the compiler's copy are loss_plumbing.py's.
 
 Adding a loss: a Function and its wrapper here, an entry in LOSSES (the bottom of this file:
 what it is computed on, which output units it pairs with, the targets it takes), and
@@ -42,50 +49,20 @@ import torch
 import torch.nn.functional as F
 
 from mlrefresh import loss_plumbing as plumbing
+from mlrefresh.loss_plumbing import log_softmax, onehot, softplus
 
 __all__ = [
-    "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce", "bernoulli_ce_grad",
-    "softmax_ce_grad",
-    "SquareLoss", "BernoulliCE", "SoftmaxCE",
+    "LOSSES", "Loss", "square_loss", "bernoulli_ce", "softmax_ce", "square_dy", "bernoulli_dz",
+    "softmax_dz", "SquareLoss", "BernoulliCE", "SoftmaxCE",
 ]  # fmt: skip
 
-# --- the lecture's derivatives, per sample, not yet divided by N ------------------------------
+
+# --- square loss ------------------------------------------------------------------------------
 
 
 def square_dy(y, t):
-    """d/dy of 1/2 (y - t)^2: y - t."""
+    """dL_i/dy_i of L_i = 1/2 |y_i - t_i|^2."""
     return y - t
-
-
-def bernoulli_dz(z, t, in_place=False):
-    """d/dz of softplus(z) - t z: sigmoid(z) - t."""
-    y = torch.sigmoid(z)
-    return y.sub_(t) if in_place else y - t
-
-
-def softmax_dz(p, t, in_place=False):
-    """d/dz of -log softmax(z)[t], from p = softmax(z): p - onehot(t)."""
-    minus_onehot = plumbing.minus_ones(p, p.shape[0])
-    if in_place:
-        return p.scatter_add_(1, t.unsqueeze(1), minus_onehot)
-    return p.scatter_add(1, t.unsqueeze(1), minus_onehot.to(p.dtype))
-
-
-def bernoulli_ce_grad(z, t, scale=None):
-    """d bernoulli_ce(z, t) / dz, without the loss: (sigmoid(z) - t) / N, as BernoulliCE's
-    backward computes it (scale: its grad / N; None: 1 / N). What a training step needs."""
-    return bernoulli_dz(z, t, in_place=True).mul_(1.0 / z.shape[0] if scale is None else scale)
-
-
-def softmax_ce_grad(z, t, scale=None, log_p=None):
-    """d softmax_ce(z, t) / dz, without the loss: (softmax(z) - onehot(t)) / N, as SoftmaxCE's
-    backward computes it, from the forward's log_p (or computed here) and scale (as above)."""
-    log_p = plumbing.log_softmax(z) if log_p is None else log_p
-    scale = 1.0 / z.shape[0] if scale is None else scale
-    return softmax_dz(log_p.exp(), t, in_place=True).mul_(scale)
-
-
-# --- the three Functions: forward and backward side by side -----------------------------------
 
 
 class SquareLoss(torch.autograd.Function):
@@ -102,8 +79,7 @@ class SquareLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         y, t = ctx.saved_tensors
-        scale, dy = grad / y.shape[0], square_dy(y, t)
-        dy = dy.mul_(scale) if plumbing.in_place_ok(grad) else dy * scale  # (y - t) / N
+        dy = square_dy(y, t) * (grad / y.shape[0])
         return dy, (-dy if ctx.needs_input_grad[1] else None)
 
     @staticmethod
@@ -118,6 +94,14 @@ class SquareLoss(torch.autograd.Function):
         return (square_dy(y, t) * tangent).sum() / y.shape[0]
 
 
+# --- Bernoulli cross-entropy (logistic regression) --------------------------------------------
+
+
+def bernoulli_dz(z, t):
+    """dL_i/dz_i of L_i = softplus(z_i) - t_i z_i."""
+    return torch.sigmoid(z) - t
+
+
 class BernoulliCE(torch.autograd.Function):
     """L = 1/N sum_i -t_i log sigmoid(z_i) - (1 - t_i) log(1 - sigmoid(z_i))
     = 1/N sum_i softplus(z_i) - t_i z_i;  dL/dz_i = (sigmoid(z_i) - t_i) / N."""
@@ -126,18 +110,17 @@ class BernoulliCE(torch.autograd.Function):
 
     @staticmethod
     def forward(z, t):
-        # softplus(z) - t z, never the log of an underflowed probability: finite for z = +-1000.
-        # Written as (1 - t) z + max(-z, 0) + log(1 + e^-|z|), as PyTorch's BCE-with-logits is:
+        # softplus(z) - t z, computed as softplus(-z) + (1 - t) z, the same number
+        # (softplus(z) = z + softplus(-z)), as PyTorch's BCE-with-logits computes it:
         # softplus(z) - z would cancel to exactly 0 for t = 1 and z > 20 (the loss is e^-z > 0
-        # there), and t z is nan for t = 0, z = +inf (the loss is +inf).
-        return torch.addcmul(F.relu(-z) + torch.log1p(torch.exp(-z.abs())), 1 - t, z).mean()
+        # there), and t z is nan for t = 0, z = +inf (the loss is +inf)
+        return torch.addcmul(softplus(-z), 1 - t, z).mean()
 
     @staticmethod
     def backward(ctx, grad):
         z, t = ctx.saved_tensors
-        scale, fast = grad / z.shape[0], plumbing.in_place_ok(grad)
-        dz = bernoulli_ce_grad(z, t, scale) if fast else bernoulli_dz(z, t) * scale
-        return dz, (-z * scale if ctx.needs_input_grad[1] else None)
+        scale = grad / z.shape[0]
+        return bernoulli_dz(z, t) * scale, (-z * scale if ctx.needs_input_grad[1] else None)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -153,37 +136,40 @@ class BernoulliCE(torch.autograd.Function):
         return tangent / z.shape[0]
 
 
+# --- softmax cross-entropy (softmax regression) -----------------------------------------------
+
+
+def softmax_dz(z, t):
+    """dL_i/dz_i of L_i = -log softmax(z_i)[t_i]."""
+    return log_softmax(z).exp() - onehot(t, like=z)
+
+
 class SoftmaxCE(torch.autograd.Function):
     """L = 1/N sum_i -log softmax(z_i)[t_i], with log softmax(z) = z - logsumexp(z);
-    dL/dz_i = (softmax(z_i) - onehot(t_i)) / N. The forward also returns log softmax(z)
-    (not differentiable), from which the backward gets softmax(z) = exp(log softmax(z))."""
+    dL/dz_i = (softmax(z_i) - onehot(t_i)) / N."""
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(z, t):
-        log_p = plumbing.log_softmax(z)
-        return F.nll_loss(log_p, t), log_p  # nll_loss: the fused "-mean of log_p[i, t_i]"
+        # log softmax(z) = z - logsumexp(z), never the log of a softmax that underflowed;
+        # nll_loss: the fused "-mean over i of log_p[i, t_i]"
+        return F.nll_loss(log_softmax(z), t)
 
     @staticmethod
-    def backward(ctx, grad, _grad_log_p):
-        z, log_p, t = ctx.saved_tensors
-        if plumbing.in_place_ok(grad):
-            return softmax_ce_grad(z, t, grad / z.shape[0], log_p), None
-        # create_graph, transforms: softmax recomputed from z, so that it can be differentiated
-        return softmax_dz(plumbing.softmax(z), t) * (grad / z.shape[0]), None
+    def backward(ctx, grad):
+        z, t = ctx.saved_tensors
+        return softmax_dz(z, t) * (grad / z.shape[0]), None
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        z, t = inputs
-        ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(z, output[1], t)
-        ctx.save_for_forward(output[1], t)
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
 
     @staticmethod
     def jvp(ctx, z_dot, t_dot):
-        log_p, t = ctx.saved_tensors
-        return (softmax_dz(log_p.exp(), t) * z_dot).sum() / log_p.shape[0], None
+        z, t = ctx.saved_tensors
+        return (softmax_dz(z, t) * z_dot).sum() / z.shape[0]
 
 
 # --- the functions a user calls: shapes checked, then the Function ----------------------------
@@ -235,7 +221,7 @@ def softmax_ce(z: torch.Tensor, t: torch.Tensor, *, check: bool = True) -> torch
     if check and plumbing.any_set(lambda: (t < 0) | (t >= k)):
         bad = t[(t < 0) | (t >= k)][0].item()
         raise ValueError(f"softmax_ce: class index {bad} is outside [0, {k}) for K={k} logits")
-    return plumbing.apply(SoftmaxCE, _SOFTMAX_CE, z, t)[0]
+    return plumbing.apply(SoftmaxCE, _SOFTMAX_CE, z, t)
 
 
 @dataclass(frozen=True)
@@ -243,7 +229,8 @@ class Loss:
     """A loss as configs/loss/<name>.yaml names it: the function for one-output models (t 0/1)
     and for K-output models; from the logits z or the unit's output y; the units it pairs with
     (None: every unit); K-output targets one-hot or class indices; whether it is the NLL; and,
-    for a loss on the logits, its gradient dL/dz without the loss value (a training step's)."""
+    for a loss on the logits, its two Functions, whose backward the written-out step of a
+    linear model calls on its own (loss_plumbing.backward_alone)."""
 
     binary: object  # f(z or y [N], t [N])
     multi: object  # f(z or y [N, K], t)
@@ -251,14 +238,14 @@ class Loss:
     units: frozenset | None
     one_hot: bool
     is_nll: bool
-    grads: tuple | None = None  # (g(z [N], t), g(z [N, K], t)) -> dL/dz, or None
+    functions: tuple | None = None  # (Function of z [N], Function of z [N, K]), or None
 
 
 LOSSES = {
     "square": Loss(square_loss, square_loss, on_logits=False, units=None, one_hot=True,
                    is_nll=False),
     "ce": Loss(bernoulli_ce, softmax_ce, on_logits=True, units=frozenset({"sigmoid", "softmax"}),
-               one_hot=False, is_nll=True, grads=(bernoulli_ce_grad, softmax_ce_grad)),
+               one_hot=False, is_nll=True, functions=(BernoulliCE, SoftmaxCE)),
 }  # fmt: skip
 
 

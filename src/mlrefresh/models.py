@@ -8,12 +8,16 @@
 | clamped  | 1 (two classes)    | clamped   | y >= 1/2                       |
 | mlp      | K, after one hidden layer (tanh or relu) | softmax | argmax_k z_k       |
 
-Every model is a `Model` (the interface below): `forward(x)` returns the logits z ([N] for one
+Every model is a `Model`, which declares what the loop, the metrics and the pictures read:
+`unit` (a name in units.UNITS) and `per_class`; `forward(x)` returns the logits z ([N] for one
 output, [N, K] otherwise), `output(z)` the prediction y through its unit, `decide(z)` /
-`predict(x)` class indices; its output layer is `self.linear` (the class templates). A model's
-config keys (configs/model/<name>.yaml) are its constructor's annotated keywords: their types,
-ranges and defaults are written there once (schema.py reads them); `check` adds what depends
-on the data.
+`predict(x)` class indices, at the unit's threshold for one output (`threshold`, from the
+unit: a unit without one is refused for a one-output model); `inits`, the `model.init` values
+its constructor serves (`wrong` only for a linear model, whose `self.linear` reads the input);
+`templates()`, the weight rows drawn as 28x28 pictures, or None. The output layer is
+`self.linear`. A model's config keys (configs/model/<name>.yaml) are its constructor's
+annotated keywords: their types, ranges and defaults are written there once (schema.py reads
+them); `check` adds what depends on the data.
 
 Adding a model: a `Model` subclass here, an entry in MODELS, and configs/model/<name>.yaml.
 
@@ -52,12 +56,14 @@ Scale = Annotated[float, rule(number, low=0, low_open=True, high=1e4, example=0.
 
 
 class Model(nn.Module):
-    """What every model provides. A subclass sets `unit` (a name in units.UNITS) and
-    `per_class` (one output per class, or one output for two classes), builds its layers with
-    the output layer as `self.linear`, and writes `forward(x) -> z` with `self.layer`."""
+    """What every model provides. A subclass sets `unit` (a name in units.UNITS), `per_class`
+    (one output per class, or one output for two classes) and `inits` (the model.init values
+    its constructor serves), builds its layers with the output layer as `self.linear`, and
+    writes `forward(x) -> z` with `self.layer`."""
 
     unit = "softmax"
     per_class = True
+    inits = ("zeros", "normal")
 
     def __init__(self, num_classes: int):
         super().__init__()
@@ -66,9 +72,14 @@ class Model(nn.Module):
 
     @property
     def threshold(self) -> float:
-        """Class 1 when z >= threshold (one output): sigmoid(z) >= 1/2 exactly when z >= 0;
-        identity and clamped reach 1/2 at z = 1/2."""
-        return 0.0 if self.unit == "sigmoid" else 0.5
+        """Class 1 when z >= threshold (one output): where the unit's y crosses 1/2
+        (units.Unit.half_at: sigmoid at z = 0, identity and clamped at z = 1/2)."""
+        return UNITS[self.unit].half_at
+
+    def templates(self) -> torch.Tensor | None:
+        """The weight rows that read the input pixels directly, one per output (TensorBoard
+        draws them as 28x28 templates), or None: no layer reads the input alone."""
+        return None
 
     def layer(self, x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
         """One affine layer, x W^T + b, computed as (W x^T)^T + b: on the CPU faster than
@@ -93,16 +104,34 @@ class Model(nn.Module):
     def check(cls, num_classes: int, **options) -> None:
         """Refuse options this model cannot take (their ranges: the constructor's annotations),
         or data it cannot fit, before any work (ConfigError)."""
+        if cls.unit not in UNITS:
+            raise ConfigError(
+                f"model={cls.name} has the unit {cls.unit!r}, which units.UNITS does not have; "
+                f"add it there, or use one of {', '.join(UNITS)}"
+            )
+        if not cls.per_class and UNITS[cls.unit].half_at is None:
+            raise ConfigError(
+                f"model={cls.name} has one output through the {cls.unit} unit, which has no "
+                "decision threshold; give the unit its half_at (units.py), or one output a class"
+            )
         if not cls.per_class and num_classes > 2:
             raise ConfigError(
                 f"model={cls.name} has one output, for 2 classes, but the data has {num_classes} "
                 "classes; use model=softmax, or keep two classes (e.g. 'dataset.classes=[3,8]')"
             )
         schema.check_values("model", cls.__init__, options)
+        init = options.get("init")
+        if init is not None and init not in cls.inits:
+            wrong = "; model.init=wrong is for the linear models" if init == "wrong" else ""
+            raise ConfigError(
+                f"model={cls.name} takes model.init={' or '.join(cls.inits)}, not {init}{wrong}"
+            )
 
 
 class LinearModel(Model):
     """z = w^T x + b, then the unit: one output for two classes, or one per class."""
+
+    inits = INITS
 
     def __init__(self, num_features, num_classes, init: Init = "zeros", init_scale: Scale = 0.01):
         super().__init__(num_classes)
@@ -117,6 +146,9 @@ class LinearModel(Model):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.layer(x, self.linear)
         return z.squeeze(-1) if self.binary else z
+
+    def templates(self) -> torch.Tensor:
+        return self.linear.weight
 
 
 class Logistic(LinearModel):
@@ -140,6 +172,7 @@ class MLP(Model):
     N(0, init_scale^2) (weights and biases, so that the units differ), the output layer at 0."""
 
     name, unit, per_class = "mlp", "softmax", True
+    inits = ("normal",)  # random hidden units; the output layer starts at 0
 
     def __init__(
         self,
@@ -162,16 +195,6 @@ class MLP(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer(self._activation(self.layer(x, self.hidden)), self.linear)
-
-    @classmethod
-    def check(cls, num_classes, **options):
-        super().check(num_classes, **options)
-        init = options.get("init")
-        if init not in (None, "normal"):
-            raise ConfigError(
-                f"model=mlp takes model.init=normal (random hidden units), not {init}; "
-                "model.init=wrong is for the linear models"
-            )
 
 
 MODELS = {cls.name: cls for cls in (Logistic, Softmax, Linear, Clamped, MLP)}

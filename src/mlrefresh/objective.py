@@ -5,9 +5,10 @@
 | ce     | bernoulli_ce(z, t)               | softmax_ce(z, class indices)        |
 | square | square_loss(unit(z), t in {0,1}) | square_loss(softmax(z), one-hot t)  |
 
-Cross-entropy needs a probability, so it pairs only with the sigmoid and softmax units. The
-NLL metric (nats) is defined for the same units, whatever the loss, so that square-loss runs
-can be compared with cross-entropy runs on likelihood. Which function a loss name means, what
+Cross-entropy is computed from the logits of the sigmoid and softmax units, so it pairs only
+with them. The NLL metric (nats) is defined for every unit whose output is a probability
+(units.Unit.log_probs), whatever the loss, so that square-loss runs can be compared with
+cross-entropy runs on likelihood. Which function a loss name means, what
 it is computed on and which targets it takes is losses.LOSSES; nothing here names a loss.
 
 Example:
@@ -25,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from mlrefresh.errors import ConfigError
-from mlrefresh.losses import LOSSES, bernoulli_ce, softmax_ce
-from mlrefresh.units import PROBABILISTIC_UNITS
+from mlrefresh.loss_plumbing import backward_alone
+from mlrefresh.losses import LOSSES
+from mlrefresh.units import UNITS
 
 __all__ = ["Objective", "check_pair"]
 
@@ -37,7 +39,7 @@ def check_pair(loss: str, model_name: str, unit: str) -> None:
     units = LOSSES[loss].units
     if units is None or unit in units:
         return
-    if LOSSES[loss].is_nll:  # a likelihood: of a probability
+    if LOSSES[loss].is_nll and UNITS[unit].log_probs is None:  # a likelihood: of a probability
         raise ConfigError(
             f"loss={loss} needs a probability output, but model={model_name} has the {unit} "
             f"unit; use loss=square with model={model_name}, or loss={loss} with model=logistic"
@@ -55,12 +57,18 @@ class Objective:
         spec = LOSSES[loss]
         self.binary = model.binary
         self.loss_is_nll = spec.is_nll
-        self.has_nll = model.unit in PROBABILISTIC_UNITS
+        self.unit = UNITS[model.unit]
+        self.has_nll = self.unit.log_probs is not None
         self.one_hot = spec.one_hot and not model.binary
         self._on_logits = spec.on_logits
         self._loss = spec.binary if model.binary else spec.multi
-        # dL/dz(z, t) without the loss, by the loss's own formula (a loss on the logits), or None
-        self.logit_grad = spec.grads and spec.grads[0 if model.binary else 1]
+        # the loss's Function when its backward can be called alone (a loss on the logits)
+        self.function = spec.functions and spec.functions[0 if model.binary else 1]
+
+    def logit_grad(self, z: torch.Tensor, t: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """dL/dz times the upstream gradient grad (0-dim), by the loss Function's own backward,
+        called without autograd (a loss on the logits only: self.function is not None)."""
+        return backward_alone(self.function, z, t, grad)
 
     def targets(self, y: torch.Tensor) -> torch.Tensor:
         """Training targets for labels y, built once per split: 0/1 floats, one-hot or indices."""
@@ -77,12 +85,9 @@ class Objective:
 
     @torch.no_grad()
     def nll(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood in nats (models with a probability output only)."""
-        if self.binary:
-            return bernoulli_ce(z, t, check=False)
-        if self.one_hot:
-            return (torch.logsumexp(z, 1) - (z * t).sum(1)).mean()
-        return softmax_ce(z, t, check=False)
+        """Mean negative log-likelihood in nats (models with a probability output only): -log
+        p_model(label | x), from the unit's log-probabilities (the loss itself, when it is ce)."""
+        return -self.log_probs(z).gather(1, self.labels(t).unsqueeze(1)).mean()
 
     def labels(self, t: torch.Tensor) -> torch.Tensor:
         """Class indices from training targets (0/1 floats, one-hot rows or indices)."""
@@ -93,9 +98,7 @@ class Objective:
     @torch.no_grad()
     def log_probs(self, z: torch.Tensor) -> torch.Tensor:
         """log p_model(y = k | x) for every class, [N, K] (models with a probability output)."""
-        if self.binary:
-            return torch.stack([F.logsigmoid(-z), F.logsigmoid(z)], dim=1)
-        return torch.log_softmax(z, dim=1)
+        return self.unit.log_probs(z)
 
     @torch.no_grad()
     def correct(self, z: torch.Tensor, t: torch.Tensor, decided=None) -> torch.Tensor:

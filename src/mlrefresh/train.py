@@ -51,8 +51,8 @@ def seeded_model(cfg, data):
     options = model_options(cfg.model)
     model = build_model(cfg.model.name, data.num_features, data.num_classes, **options)
     model = model.to(device)
-    if cfg.model.init == "wrong":
-        wrong_start(model, data.x_train, data.y_train, cfg.model.init_scale)
+    if options.get("init") == "wrong":
+        wrong_start(model, data.x_train, data.y_train, options["init_scale"])
     return model, generator
 
 

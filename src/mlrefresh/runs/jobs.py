@@ -34,7 +34,7 @@ log = logging.getLogger("mlrefresh.train")
 
 def _diverged(value, epoch, cfg, run_dir) -> str:
     todo = f"lower optim.lr (now {cfg.optim.lr})"
-    if cfg.model.init != "zeros":
+    if cfg.model.get("init", "zeros") != "zeros" and "init_scale" in cfg.model:
         todo += f" or model.init_scale (now {cfg.model.init_scale})"
     done = epoch - 1
     kept = f"epoch{'s 1-' if done > 1 else ' '}{done} logged in {run_dir}" if done else ""

@@ -73,18 +73,20 @@ def stacked_autograd_step(stack, objective, optimizer, x, t, share: int):
 
 
 def stacked_linear_step(stack, objective, optimizer, x, t, share: int):
-    """epoch.linear_step for M stacked linear models: each job's dL/dz by the loss's formula
-    over its own B rows (scale 1/B), dW by one batched product (stacked_model.weight_grad),
-    db the sum of each job's rows. Each job's numbers are its run alone's, to the last bit at
-    one thread (tests/test_stacked.py)."""
+    """epoch.linear_step for M stacked linear models: each job's dL/dz by the loss Function's
+    own backward over its own B rows (scale 1/B), dW by one batched product
+    (stacked_model.weight_grad), db the sum of each job's rows. Each job's numbers are its run
+    alone's, to the last bit at one thread (tests/test_stacked.py)."""
     weight, bias = stack.linear.weight, stack.linear.bias
+    jobs = torch.tensor(float(weight.shape[0]), dtype=weight.dtype, device=weight.device)
 
     @torch.no_grad()
     def step(idx):
         inputs = batch(x, idx[::share] if share > 1 else idx)
         z = stack(inputs)
         m, b = idx.shape
-        dz = objective.logit_grad(z.flatten(0, 1), rows(t, idx).flatten(0, 1), 1.0 / b)
+        # the sum over jobs of each job's mean loss: the mean over M * B rows, times M
+        dz = objective.logit_grad(z.flatten(0, 1), rows(t, idx).flatten(0, 1), jobs)
         dz = dz.view(m, b, -1)  # [M, B, outputs]
         weight.grad, bias.grad = weight_grad(dz, inputs, weight.shape), dz.sum(1)
         norms = [torch.linalg.vector_norm(p.flatten(1), dim=1) for p in (weight.grad, bias.grad)]
