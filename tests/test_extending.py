@@ -8,6 +8,8 @@ gets a data set of two rings (data/rings.py + configs/dataset/rings.yaml) and tr
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import ROOT, run_script
@@ -64,6 +66,52 @@ class Quadratic(Model):
 MODELS["quadratic"] = Quadratic
 '''
 
+
+PROBIT_UNIT = '''
+
+def probit(z):
+    """Phi(z), the standard normal's distribution function: a probability, 1/2 at z = 0."""
+    return torch.special.ndtr(z)
+
+
+UNITS["probit"] = Unit(probit, two_classes(torch.special.log_ndtr), half_at=0.0)
+'''
+
+PROBIT_MODEL = """
+
+class Probit(LinearModel):
+    name, unit, per_class = "probit", "probit", False
+
+
+MODELS["probit"] = Probit
+"""
+
+DEEP_MLP = '''
+
+class DeepMLP(Model):
+    """x -> tanh(W1 x + b1) -> tanh(W2 h + b2) -> W3 h + b3 = z -> softmax; torch's own start
+    for the hidden layers, the output layer at 0 (so no init_scale key)."""
+
+    name, unit, per_class = "deep_mlp", "softmax", True
+    inits = ("normal",)
+
+    def __init__(self, num_features, num_classes, init: Init = "normal",
+                 hidden: Annotated[int, rule(whole, low=1, high=1000, example=16)] = 16):
+        super().__init__(num_classes)
+        self.first = nn.Linear(num_features, hidden)
+        self.second = nn.Linear(hidden, hidden)
+        self.linear = nn.Linear(hidden, num_classes)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.bias.zero_()
+
+    def forward(self, x):
+        h = torch.tanh(self.layer(x, self.first))
+        return self.layer(torch.tanh(self.layer(h, self.second)), self.linear)
+
+
+MODELS["deep_mlp"] = DeepMLP
+'''
 
 RINGS = '''"""Rings: two concentric rings of radius 1 and 2; a circle parts them, no line does."""
 
@@ -148,3 +196,51 @@ def test_a_new_data_set_is_one_module_and_one_yaml(tmp_path):
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: dataset.std=-1 must be a finite number > 0")
     assert not (tmp_path / "run2").exists()
+
+
+def test_a_new_unit_and_a_deeper_model_follow_the_contract(tmp_path):
+    """A probit unit (units.py) with its model (models.py): it decides at its own threshold
+    (Phi(z) = 1/2 at z = 0), has an NLL from its log-probabilities, and is refused with
+    cross-entropy, which is computed from the sigmoid's and softmax's logits. A two-hidden-layer
+    MLP without init_scale: it trains on XOR and refuses model.init=wrong in one line."""
+    copy = project_copy(tmp_path)
+    with open(copy / "src/mlrefresh/units.py", "a") as f:
+        f.write(PROBIT_UNIT)
+    with open(copy / "src/mlrefresh/models.py", "a") as f:
+        f.write(PROBIT_MODEL + DEEP_MLP)
+    add_yaml(copy, "model", "probit", "model=probit loss=square")
+    add_yaml(copy, "model", "deep_mlp", "model=deep_mlp dataset=xor")
+    runs, commands = (
+        {},
+        {
+            "probit": ("model=probit", "loss=square"),
+            "logistic": ("model=logistic", "loss=square"),
+            "deep": ("model=deep_mlp", "dataset=xor", "trainer.epochs=30"),
+        },
+    )
+    for name, args in commands.items():
+        result = train_in(copy, *args, "device=cpu", f"hydra.run.dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    probit, logistic = runs["probit"], runs["logistic"]
+    # the blobs are well apart: both units find the boundary (99.5%), the probit one at its own
+    # z = 0 (read at z >= 1/2, as before the contract, it was 99.1%)
+    assert probit["accuracy/val"] >= logistic["accuracy/val"] - 0.002 > 0.98
+    decides = (
+        "from mlrefresh.models import build_model; print(build_model('probit', 2, 2).threshold)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(copy / "src")}
+    threshold = subprocess.run([sys.executable, "-c", decides], env=env, capture_output=True,
+                               text=True, check=True).stdout  # fmt: skip
+    assert threshold == "0.0\n"
+    assert 0 < probit["nll/val"] < 0.1 and "kl/val" in probit  # a probability: NLL and KL
+    assert runs["deep"]["accuracy/val"] > 0.95 and runs["deep"]["nll/val"] < 0.3
+    refusals = {("model=probit", "loss=ce"): "error: loss=ce pairs with the sigmoid, softmax unit",
+                ("model=deep_mlp", "model.init=wrong"):
+                    "error: model=deep_mlp takes model.init=normal, not wrong; model.init=wrong "
+                    "is for the linear models"}  # fmt: skip
+    for args, line in refusals.items():
+        refused = train_in(copy, *args, f"hydra.run.dir={tmp_path / 'refused'}")
+        assert refused.returncode == 2 and refused.stderr.startswith(line), refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "refused").exists()

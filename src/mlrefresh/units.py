@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["UNITS", "Unit", "clamped", "identity", "sigmoid", "softmax"]
+__all__ = ["UNITS", "Unit", "clamped", "identity", "sigmoid", "softmax", "two_classes"]
 
 
 def sigmoid(z: torch.Tensor) -> torch.Tensor:
