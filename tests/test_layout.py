@@ -44,3 +44,31 @@ def test_every_folder_says_what_it_owns_and_may_import():
     for folder in ("runs", "sweeps", "plots"):
         doc = ast.get_docstring(ast.parse((SRC / "mlrefresh" / folder / "__init__.py").read_text()))
         assert doc and "May import" in doc and "Example" in doc
+
+
+def _dotted(node) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
+# torch's private names src/ uses, each with its measured reason in docs/measurements.md: none
+PRIVATE_TORCH = set()
+
+
+def test_src_calls_only_torchs_public_api():
+    """No torch._C, torch._functorch, torch._foreach_*, no super(torch.autograd.Function, ...):
+    a torch release that renames one would break every run (issue 30)."""
+    used = set()
+    for path in SRC.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            name = _dotted(node) if isinstance(node, ast.Attribute) else ""
+            private = [p for p in name.split(".")[1:] if p.startswith("_") and not p.endswith("__")]
+            if name.startswith("torch.") and private:
+                used.add((str(path.relative_to(SRC)), name))
+            if isinstance(node, ast.Call) and _dotted(node.func) == "super" and node.args:
+                assert _dotted(node.args[0]) != "torch.autograd.Function", path
+    assert {name for _, name in used} <= PRIVATE_TORCH, sorted(used)
