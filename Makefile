@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 ARGS ?=
+# torch asked for before the package: this machine's CPU wheel (torch 2.13.0 on disk), where the
+# package's own open range would take the newest release, a CUDA build of several GB
+TORCH ?= torch==2.13.*
 
 .PHONY: train test test-slow test-all claims figures lint format bench bytecode tensorboard clean
 
@@ -12,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing mlrefresh and its dependencies into $(VENV) (torch, hydra, tensorboard, ...;"
 	@echo "1-3 minutes the first time; pip's progress below)"
-	$(BIN)/python -m pip install --disable-pip-version-check -e ".[dev,sweep]"
+	$(BIN)/python -m pip install --disable-pip-version-check "$(TORCH)" -e ".[dev,sweep]"
 	$(MAKE) --no-print-directory bytecode
 	touch $(STAMP)
 
@@ -55,7 +58,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,sweep,bench]"
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[dev,sweep,bench]"
 	$(MAKE) --no-print-directory bytecode
 	$(BIN)/python scripts/bench.py $(ARGS)
 

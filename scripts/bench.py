@@ -19,6 +19,7 @@ Sections:
 """
 
 import argparse
+import functools
 import glob
 import os
 import sys
@@ -82,6 +83,29 @@ def bench_losses(device):
             )
             print(f"{name:<14}{n:>7}{fast:>10.1f}{checked:>12.1f}{ref:>10.1f}{fast / ref:>7.2f}")
     print("ratio = ours (check=False, as the training loop calls it) / torch")
+    _backward_alone(device, k)
+
+
+def _backward_alone(device, k, n=128):
+    """The written-out step's call of a loss Function's backward (loss_plumbing.backward_alone)
+    against the same backward reached through torch.autograd.grad (forward, graph, backward)."""
+    from mlrefresh.loss_plumbing import backward_alone
+    from mlrefresh.losses import BernoulliCE, SoftmaxCE
+
+    gen = torch.Generator().manual_seed(0)
+    one = torch.ones((), device=device)
+    cases = [("bernoulli [N]", BernoulliCE, bernoulli_ce, torch.randn(n, generator=gen),
+              torch.randint(0, 2, (n,), generator=gen).float()),
+             ("softmax [N,K]", SoftmaxCE, softmax_ce, torch.randn(n, k, generator=gen),
+              torch.randint(0, k, (n,), generator=gen))]  # fmt: skip
+    print(f"{'dL/dz only':<14}{'N':>7}{'alone us':>10}{'autograd us':>12}{'ratio':>7}")
+    for name, function, loss, z, t in cases:
+        z, t = z.to(device), t.to(device)
+        alone = functools.partial(backward_alone, function, z, t, one)
+        unchecked = functools.partial(loss, check=False)
+        through = _fwd_bwd(unchecked, z.clone().requires_grad_(), t)
+        alone, through = _compare_us([alone, through])
+        print(f"{name:<14}{n:>7}{alone:>10.1f}{through:>12.1f}{alone / through:>7.2f}")
 
 
 def bench_data(device):

@@ -2,8 +2,8 @@
 
 The models here are tiny: a step is a dozen kernel launches and little arithmetic, so on a GPU
 it costs what launching costs. A CUDA graph records the step's launches once (forward, the
-loss Function's hand-written backward or epoch.linear_step's written-out gradient, the gradient
-norms, the optimizer's update) and replays them with one call. Everything the step reads must
+loss Function's hand-written backward, through autograd or called by epoch.linear_step, the
+gradient norms, the optimizer's update) and replays them with one call. Everything the step reads must
 then live at fixed addresses: the batch's row indices are copied into a static index tensor,
 the learning rate (and Adam's step count) become device tensors that the schedule (the step)
 changes in place, and the step's outputs (logits, gradient norms) are cloned after each

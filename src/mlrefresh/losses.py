@@ -66,7 +66,8 @@ def square_dy(y, t):
 
 
 class SquareLoss(torch.autograd.Function):
-    """L = 1/N sum_i 1/2 |y_i - t_i|^2;  dL/dy_i = (y_i - t_i) / N."""
+    """L = 1/N sum_i 1/2 |y_i - t_i|^2;  dL/dy_i = (y_i - t_i) / N. Through a sigmoid unit
+    y = sigmoid(z), autograd's chain rule makes it dL/dz_i = (y_i - t_i) y_i (1 - y_i) / N."""
 
     generate_vmap_rule = True
 
