@@ -145,6 +145,15 @@ def test_clamped_unit_passes_no_gradient_outside_unit_interval():
     _close(g[[2, 3]], (z[[2, 3]] - t[[2, 3]]) / 6)
 
 
+def test_clamped_unit_passes_the_gradient_at_the_ends_of_the_interval():
+    """dy/dz = 1 at z = 0 and z = 1, on every torch (2.14's clamp passes 0 there): a clamped
+    model starting at zeros (z = 0) trains."""
+    z = torch.tensor([0.0, 1.0, 0.0], dtype=F64, requires_grad=True)
+    (g,) = torch.autograd.grad(UNITS["clamped"](z).sum(), z)
+    assert g.tolist() == [1.0, 1.0, 1.0]
+    assert UNITS["clamped"](torch.tensor([-1.0, 0.0, 0.5, 1.0, 2.0])).tolist() == [0, 0, 0.5, 1, 1]
+
+
 def test_cross_entropy_is_entropy_plus_kl():
     """H(p, q) = H(p) + KL(p || q), with H(p, q) assembled from our softmax_ce."""
     gen = torch.Generator().manual_seed(3)

@@ -51,8 +51,11 @@ def identity(z: torch.Tensor) -> torch.Tensor:
 
 
 def clamped(z: torch.Tensor) -> torch.Tensor:
-    """max(0, min(1, z)): passes no gradient for z outside [0, 1] ("no more gradients")."""
-    return z.clamp(0.0, 1.0)
+    """max(0, min(1, z)): passes no gradient for z outside [0, 1] ("no more gradients"), and
+    dy/dz = 1 on [0, 1], its ends included. Not z.clamp(0, 1) alone: torch 2.14 made clamp's
+    gradient 0 at the ends (2.13: 1), and a model that starts at z = 0 would never move."""
+    inside = (z >= 0) & (z <= 1)
+    return torch.where(inside, z, z.detach().clamp(0.0, 1.0))
 
 
 def two_classes(log_p1: Callable) -> Callable:
