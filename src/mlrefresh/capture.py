@@ -3,11 +3,11 @@
 The models here are tiny: a step is a dozen kernel launches and little arithmetic, so on a GPU
 it costs what launching costs. A CUDA graph records the step's launches once (forward, the
 loss Function's hand-written backward, through autograd or called by epoch.linear_step, the
-gradient norms, the optimizer's update) and replays them with one call. Everything the step reads must
-then live at fixed addresses: the batch's row indices are copied into a static index tensor,
-the learning rate (and Adam's step count) become device tensors that the schedule (the step)
-changes in place, and the step's outputs (logits, gradient norms) are cloned after each
-replay.
+gradient norms, the optimizer's update) and replays them with one call. Everything the step
+reads must then live at fixed addresses: the batch's row indices are copied into a static
+index tensor, the learning rate (and Adam's step count) become device tensors that the
+schedule (the step) changes in place, and the step's outputs (logits, gradient norms) are
+cloned after each replay.
 
 `GraphedStep` runs the first WARMUP steps eagerly on a side stream (as PyTorch asks before a
 capture; they are ordinary training steps), captures the next one and replays from then on.

@@ -3,8 +3,8 @@
 They follow torch.optim's conventions exactly (tests compare them in float64 against
 torch.optim.SGD and torch.optim.Adam) but are plain in-place tensor updates: no hooks, no
 compiler machinery (torch.optim's first step imports Dynamo, about 1 s of start-up here),
-about 20 us less per step. The learning rate lives in `optimizer.lr`; `schedule(step)` sets it before
-each step: `constant`, or `cosine` from `lr` down to 0 over the whole run.
+about 20 us less per step. The learning rate lives in `optimizer.lr`; `schedule(step)` sets it
+before each step: `constant`, or `cosine` from `lr` down to 0 over the whole run.
 
 lr, momentum and weight decay are numbers, or tensors that broadcast against every parameter
 (the stacked jobs of sweeps/stacking.py give each parameter its own). `check_optim` refuses a
