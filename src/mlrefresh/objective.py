@@ -8,8 +8,8 @@
 Cross-entropy is computed from the logits of the sigmoid and softmax units, so it pairs only
 with them. The NLL metric (nats) is defined for every unit whose output is a probability
 (units.Unit.log_probs), whatever the loss, so that square-loss runs can be compared with
-cross-entropy runs on likelihood. Which function a loss name means, what
-it is computed on and which targets it takes is losses.LOSSES; nothing here names a loss.
+cross-entropy runs on likelihood. Which function a loss name means, what it is computed on
+and which targets it takes is losses.LOSSES; nothing here names a loss.
 
 Example:
     >>> import torch
@@ -39,7 +39,8 @@ def check_pair(loss: str, model_name: str, unit: str) -> None:
     units = LOSSES[loss].units
     if units is None or unit in units:
         return
-    if LOSSES[loss].is_nll and UNITS[unit].log_probs is None:  # a likelihood: of a probability
+    probability = unit in UNITS and UNITS[unit].log_probs is not None
+    if LOSSES[loss].is_nll and not probability:  # a likelihood: of a probability
         raise ConfigError(
             f"loss={loss} needs a probability output, but model={model_name} has the {unit} "
             f"unit; use loss=square with model={model_name}, or loss={loss} with model=logistic"
