@@ -142,6 +142,17 @@ def test_summarize_groups_runs_by_their_resolved_configuration(tmp_path):
     assert one.stdout.splitlines()[0] == "1 run"
 
 
+def test_summarize_counts_seeds_not_runs(tmp_path):
+    """Three `make train` runs are one seed run three times, not three seeds (issue 33)."""
+    for i, seed in enumerate([0, 0, 0, 1]):
+        made = run(f"seed={seed}", "trainer.epochs=2", f"hydra.run.dir={tmp_path}/r{i}")
+        assert made.returncode == 0, made.stderr
+    same = run(*(str(tmp_path / f"r{i}") for i in range(3)), script=SUMMARIZE)
+    assert same.stdout.splitlines()[2].split()[:4] == ["3", "runs,", "1", "seed"], same.stdout
+    both = run(str(tmp_path), script=SUMMARIZE)
+    assert both.stdout.splitlines()[2].split()[:4] == ["4", "runs,", "2", "seeds"], both.stdout
+
+
 def test_summarize_script(tmp_path):
     sweep = tmp_path / "sweep"
     made = run("-m", "seed=1,2", "optim.lr=0.1,-1", "trainer.epochs=2", f"hydra.sweep.dir={sweep}")

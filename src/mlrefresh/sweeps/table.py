@@ -4,8 +4,9 @@ A configuration is a run's resolved config (its .hydra/config.yaml: the default 
 same run with `dataset=blobs` spelled out are one), without what only says where files and
 data go (NOT_SETTINGS); a job refused before it had a folder is known by its overrides. The
 columns are the keys in which configurations differ (a group's key only where it differs within
-one choice of the group). summary.py prints it at a sweep's end; scripts/summarize.py for
-folders that exist already.
+one choice of the group). `n` counts the finished runs, and says where runs repeat a seed
+("3 runs, 1 seed": a mean over them is one seed's). summary.py prints it at a sweep's end;
+scripts/summarize.py for folders that exist already.
 
 Example:
     >>> from mlrefresh.sweeps.table import table
@@ -15,6 +16,9 @@ Example:
     optim.lr  n  accuracy/val %  nll/val
     1         1  95.00           -
     0.1       2  85.00 ± 7.07    -
+    >>> print(table([{**rows[0], "folder": None} for _ in range(3)]))  # one run, three times
+    n               accuracy/val %  nll/val
+    3 runs, 1 seed  90.00 ± 0.00    -
 """
 
 import statistics
@@ -88,6 +92,23 @@ def _mean_std(values, scale=1.0) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
+def _seeds(row) -> tuple:
+    """The row's (seed, dataset.seed): from its resolved config, else from its overrides."""
+    config = config_of(row)
+    config = config if config is not None else row["overrides"]
+    return tuple(_text(config.get(key)) for key in SEEDS)
+
+
+def _count(ok, failed) -> str:
+    """The n column: finished runs, "3 runs, 1 seed" where runs repeat a seed (three `make
+    train` runs are one seed, not three), then the others by status."""
+    n = str(len(ok))
+    seeds = len({_seeds(r) for r in ok})
+    if seeds < len(ok):
+        n = f"{len(ok)} runs, {seeds} seed{'s' if seeds > 1 else ''}"
+    return n + (f" ({len(failed)} {', '.join(sorted(set(failed)))})" if failed else "")
+
+
 def table(rows) -> str:
     """One line per configuration (seeds aggregated), best mean accuracy/val first."""
     keys = _swept(rows)  # every key in which two rows' settings differ
@@ -105,7 +126,7 @@ def table(rows) -> str:
     for values, group in sorted(groups.items(), key=score):
         ok = [r for r in group if r["status"] == "ok"]
         failed = [r["status"] for r in group if r["status"] != "ok"]
-        n = str(len(ok)) + (f" ({len(failed)} {', '.join(sorted(set(failed)))})" if failed else "")
+        n = _count(ok, failed)
         accuracy = _mean_std([r.get("accuracy/val") for r in ok], scale=100)
         lines.append([*values, n, accuracy, _mean_std([r.get("nll/val") for r in ok])])
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines)]
