@@ -5,6 +5,9 @@ python scripts/claims.py saturation xor         # some of them
 python scripts/claims.py --out DIR seed=6,7     # sweeps into DIR; extra overrides replace the
                                                 # experiments' own (here: other training seeds)
 
+The sweeps go into outputs/claims/<date>_<time>/ (a new folder, -1, -2, ... when taken) under
+the current folder, as a run's go into outputs/runs/, unless --out names a folder.
+
 Each experiment runs as `python scripts/train.py -m experiment=NAME` (a real Hydra multirun), then
 every job's metrics.json and last.pt (the metrics of every epoch) are read back. A claim holds
 when it holds for every run (or every pair of runs on the same seeds): the table shows the
@@ -17,12 +20,13 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 
 import torch
 
+from mlrefresh.errors import UserError
+from mlrefresh.runs.rundir import unique_dir
 from mlrefresh.sweeps.summary import read_overrides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,7 +197,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("args", nargs="*", help=f"experiments ({', '.join(EXPERIMENTS)}) and "
                         "Hydra overrides (key=value) for every sweep")  # fmt: skip
-    parser.add_argument("--out", help="folder for the sweeps (default: a temporary folder)")
+    parser.add_argument("--out", help="folder for the sweeps (default: a new "
+                        "outputs/claims/<date>_<time>)")  # fmt: skip
     options = parser.parse_args(argv)
     names = [a for a in options.args if "=" not in a] or list(EXPERIMENTS)
     overrides = [a for a in options.args if "=" in a]
@@ -202,7 +207,13 @@ def main(argv=None) -> int:
         print(f"error: unknown experiment {unknown[0]!r}; choose from {', '.join(EXPERIMENTS)}",
               file=sys.stderr)  # fmt: skip
         return 2
-    out = options.out or tempfile.mkdtemp(prefix="claims-")
+    try:
+        out = options.out or unique_dir(time.strftime("outputs/claims/%Y-%m-%d_%H-%M-%S"))
+    except UserError:
+        where = os.path.abspath("outputs/claims")
+        print(f"error: cannot create a folder in {where} for the sweeps; run from a folder "
+              "you can write to, or give --out DIR", file=sys.stderr)  # fmt: skip
+        return 2
     print(f"claims: {len(names)} sweep(s) into {out}", file=sys.stderr, flush=True)
     rows, progress = [], Progress()
     for i, name in enumerate(names, 1):

@@ -2,6 +2,7 @@
 posterior, the MLP, outliers; and each claim of scripts/claims.py on seeds it was not tuned on."""
 
 import os
+import re
 
 import pytest
 import torch
@@ -171,6 +172,28 @@ def test_claim_holds_on_new_seeds(tmp_path, experiment):
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith(experiment)]
     assert rows and all("  yes  " in line for line in rows), result.stdout
+
+
+def test_claims_keeps_its_sweeps_in_outputs(tmp_path):
+    """Without --out, the sweeps go to outputs/claims/<date>_<time>/ under the current folder
+    (not the system's temporary folder, lost at a reboot), and the output says where."""
+    result = run_script(CLAIMS, "xor", "seed=6", "dataset.seed=8", "trainer.epochs=2",
+                        cwd=tmp_path)  # fmt: skip
+    assert result.returncode in (0, 1), result.stderr  # 2 epochs: the claim may not hold
+    (made,) = (tmp_path / "outputs" / "claims").iterdir()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", made.name)
+    assert (made / "xor" / "summary.csv").is_file()
+    assert f"sweeps in {os.path.join('outputs', 'claims', made.name)}" in result.stdout
+
+
+def test_claims_without_a_place_for_its_sweeps_says_so_in_one_line(tmp_path):
+    (tmp_path / "outputs").write_text("a file, not a folder")
+    result = run_script(CLAIMS, "xor", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"error: cannot create a folder in {tmp_path}/outputs/claims for "
+                             "the sweeps; run from a folder you can write to, or give --out "
+                             "DIR\n")  # fmt: skip
+    assert (tmp_path / "outputs").read_text() == "a file, not a folder"
 
 
 def test_unknown_experiment_gets_hydras_message(tmp_path):
