@@ -135,6 +135,17 @@ def test_summarize_skips_a_damaged_record_with_one_warning(tmp_path, finished, w
     assert result.stdout.startswith("3 runs" if ".jobs" in where else "2 runs"), result.stdout
 
 
+def test_summarize_reads_a_record_without_accuracy(tmp_path, finished):
+    """A metrics.json without accuracy/val (an older version's, or edited by hand) is a row
+    with '-' for it, not a KeyError traceback (issue 34, item 7)."""
+    copy_of(finished / "run", tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.json"
+    metrics.write_text('{"nll/val": 0.5}')
+    result = cli(SUMMARIZE, tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.stdout.splitlines()[0] == "1 run" and "-" in result.stdout.splitlines()[2]
+
+
 @pytest.mark.parametrize("content", ["[unclosed", "{a: 1}", ""])
 def test_figures_of_a_sweep_skip_a_job_with_damaged_overrides(tmp_path, finished, content):
     sweep = copy_of(finished / "sweep", tmp_path / "sweep")

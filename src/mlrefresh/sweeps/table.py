@@ -116,8 +116,9 @@ def table(rows) -> str:
     for r in rows:
         groups.setdefault(tuple(_settings(r).get(k, "") for k in keys), []).append(r)
 
-    def score(item):
-        ok = [r["accuracy/val"] for r in item[1] if r["status"] == "ok"]
+    def score(item):  # a record without accuracy/val (written by hand, or older) sorts last
+        ok = [r.get("accuracy/val") for r in item[1] if r["status"] == "ok"]
+        ok = [a for a in ok if a is not None]
         return (not ok, -statistics.mean(ok) if ok else 0)
 
     named = [k.removesuffix(".name") if k.count(".") == 1 else k for k in keys]
