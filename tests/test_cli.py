@@ -3,6 +3,7 @@ the script as `python` runs it, minus the start-up); test_bad_input.py runs real
 
 import json
 import os
+import warnings
 
 import pytest
 import torch
@@ -203,3 +204,22 @@ def test_trainer_threads_is_used_and_the_command_puts_torchs_back(tmp_path, monk
         assert seen == [expected] and torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_bug_in_a_single_run_is_not_reported_as_a_sweep_callback_error(tmp_path, monkeypatch):
+    """An exception that is not a UserError (a bug) in a single run: Hydra's traceback, and no
+    'Callback SweepSummary.on_job_end raised MissingMandatoryValue' before it (a single run
+    has no job number; issue 34, item 7)."""
+    import mlrefresh.runs.cli as cli_module
+
+    def broken(cfg, run_dir):
+        raise RuntimeError("a bug in the training code")
+
+    monkeypatch.setattr(cli_module, "train", broken)
+    with warnings.catch_warnings(record=True) as warned:  # Hydra warns of a callback's error
+        warnings.simplefilter("always")
+        result = cli(TRAIN, "trainer.epochs=1", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "a bug in the training code" in result.stderr
+    said = result.stderr + "".join(str(w.message) for w in warned)
+    assert "SweepSummary" not in said and "MissingMandatoryValue" not in said, said

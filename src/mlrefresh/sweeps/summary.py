@@ -180,13 +180,16 @@ class SweepSummary(Callback):
     of the multirun summary.csv, the failed jobs' errors, the table and the exit code."""
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
-        """A job that ended in an exception run_job did not say (a bug: not a UserError) has
-        no record yet: this writes it."""
+        """A job of a multirun that ended in an exception run_job did not say (a bug: not a
+        UserError) has no record yet: this writes it. A single run has no record (nor a job
+        number to name one by)."""
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
-        if job_return.status.name == "FAILED" and not os.path.exists(
-            _record_path(HydraConfig.get())
-        ):
+        hydra = HydraConfig.get()
+        if hydra.mode != RunMode.MULTIRUN:
+            return
+        if job_return.status.name == "FAILED" and not os.path.exists(_record_path(hydra)):
             error = f"{type(job_return._return_value).__name__}: {job_return._return_value}"
             write_record("failed", 1, error)
 
