@@ -223,3 +223,19 @@ def test_a_bug_in_a_single_run_is_not_reported_as_a_sweep_callback_error(tmp_pat
     assert "a bug in the training code" in result.stderr
     said = result.stderr + "".join(str(w.message) for w in warned)
     assert "SweepSummary" not in said and "MissingMandatoryValue" not in said, said
+
+
+def test_a_bug_in_a_sweep_job_is_recorded_as_failed(tmp_path, monkeypatch):
+    """The same bug in a multirun's job: its record says failed, with the exception's line
+    (Hydra's basic launcher then ends the sweep with the traceback, before any summary)."""
+    import mlrefresh.runs.cli as cli_module
+
+    def broken(cfg, run_dir):
+        raise RuntimeError("a bug in the training code")
+
+    monkeypatch.setattr(cli_module, "train", broken)
+    result = cli(TRAIN, "-m", "seed=1", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    record = json.loads((tmp_path / "sweep" / ".jobs" / "0.json").read_text())
+    assert record["status"] == "failed" and record["exit_code"] == 1
+    assert record["error"] == "RuntimeError: a bug in the training code"
