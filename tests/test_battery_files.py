@@ -91,6 +91,20 @@ def test_a_checkpoint_that_does_not_belong_is_refused(tmp_path, finished, what, 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("content", ["[1, 2]", "{", '{"accuracy/val": "high"}'])
+def test_a_finished_runs_damaged_metrics_is_one_line_on_resume(tmp_path, finished, content):
+    """Resuming a finished run whose metrics.json is damaged: one line, exit 2, the file left
+    as it is (it was a TypeError traceback; issue 34, item 6)."""
+    run = copy_of(finished / "run", tmp_path / "run")
+    (run / "metrics.json").write_text(content)
+    before = snapshot(tmp_path)
+    result = train_py("trainer.resume=run", cwd=tmp_path)
+    assert_one_error_line(result, 2, "error: run/metrics.json: ")
+    assert "the run finished, but its results cannot be read; put its metrics.json back" in (
+        result.stderr)  # fmt: skip
+    assert snapshot(tmp_path) == before
+
+
 def test_a_pickle_as_last_pt_is_one_line_without_torchs_warning(tmp_path, finished):
     run = copy_of(finished / "run", tmp_path / "run")
     (run / "last.pt").write_bytes(pickle.dumps({"epoch": 1}))

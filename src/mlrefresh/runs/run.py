@@ -16,7 +16,6 @@ Example (the same as `python scripts/train.py trainer.epochs=3`, run from Python
     0.994
 """
 
-import json
 import logging
 import os
 
@@ -24,9 +23,10 @@ import torch
 
 from mlrefresh.data import load_dataset
 from mlrefresh.epoch import log_line
-from mlrefresh.errors import UserError
+from mlrefresh.errors import ResumeError, UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.jobs import Job, interrupted
+from mlrefresh.runs.records import Damaged, read_metrics
 from mlrefresh.runs.resume import command_line_keys, own_last, resume_config
 from mlrefresh.schema import complete
 from mlrefresh.train import Training, fit, seeded_model
@@ -74,8 +74,13 @@ def _finished(run_dir, state, epochs):
     path = os.path.join(run_dir, "metrics.json")
     if state["epoch"] < epochs or not os.path.exists(path):
         return None
-    with open(path) as f:
-        result = json.load(f)
+    try:
+        result = read_metrics(path)
+    except Damaged as exc:
+        raise ResumeError(
+            f"{exc}: the run finished, but its results cannot be read; put its metrics.json "
+            f"back, or move {run_dir} away to train it again"
+        ) from None
     if state.get("stack"):
         _stacked_lines(state, epochs, run_dir)
         log.info("val accuracy %.2f%% after %.2f s in %s", 100 * result["accuracy/val"],
