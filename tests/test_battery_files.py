@@ -4,10 +4,12 @@ run, and damaged records and files that the summary and the figures read. In-pro
 
 import os
 import pickle
+import warnings
 
 import pytest
 import torch
 
+from conftest import QUICK
 from helpers import (
     FIGURES,
     SUMMARIZE,
@@ -102,6 +104,32 @@ def test_a_finished_runs_damaged_metrics_is_one_line_on_resume(tmp_path, finishe
     assert_one_error_line(result, 2, "error: run/metrics.json: ")
     assert "the run finished, but its results cannot be read; put its metrics.json back" in (
         result.stderr)  # fmt: skip
+    assert snapshot(tmp_path) == before
+
+
+MANIFESTS = [
+    '{"task": [5, "seed=1,2"], "hydra": []}',
+    '{"task": [null], "hydra": []}',
+    '{"task": ["seed=1,2,", "trainer.epochs=((2"], "hydra": []}',
+    "[1]",
+    "{",
+]
+
+
+@pytest.mark.parametrize("content", MANIFESTS)
+def test_a_damaged_sweep_manifest_is_one_line_on_resume(tmp_path, finished, content):
+    """The same command on a sweep whose .jobs/sweep.json is damaged: one line, exit 2, nothing
+    touched (an override list holding a number or null was Hydra's callback warning with a
+    TypeError, and the sweep ran anyway; issue 34, item 6)."""
+    copy_of(finished / "sweep", tmp_path / "sweep")
+    (tmp_path / "sweep" / ".jobs" / "sweep.json").write_text(content)
+    before = snapshot(tmp_path)
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        result = train_py("-m", *QUICK, "seed=1,2", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert_one_error_line(result, 2, "error: cannot resume the sweep in sweep: sweep/.jobs/"
+                          "sweep.json is damaged")  # fmt: skip
+    assert not [w for w in warned if "Callback" in str(w.message)]
     assert snapshot(tmp_path) == before
 
 

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 MANIFEST = "sweep.json"  # in .jobs/: the sweep's command, written before its first job
+KEYS = ("task", "hydra")  # the manifest's two lists of overrides
 log = logging.getLogger(__name__)
 
 OWN_KEYS = ("hydra.sweep.dir", "hydra.run.dir")  # not part of what a sweep is
@@ -61,15 +62,29 @@ def save_manifest(sweep_dir, task: list[str], hydra: list[str]) -> None:
 
 
 def read_manifest(sweep_dir) -> dict | None:
-    """The saved command of the sweep in `sweep_dir`, or None when there is none."""
+    """The saved command of the sweep in `sweep_dir`, or None when there is none; a manifest
+    that cannot be read back as Hydra overrides is a ResumeError (one line, not a traceback)."""
+    path = Path(sweep_dir) / JOBS / MANIFEST
     try:
-        with open(Path(sweep_dir) / JOBS / MANIFEST) as f:
+        with open(path) as f:
             saved = json.load(f)
-    except (OSError, ValueError):
+    except OSError:
         return None
-    if isinstance(saved, dict) and all(isinstance(saved.get(k), list) for k in ("task", "hydra")):
-        return saved
-    return None
+    except ValueError:
+        saved = None
+    lists = isinstance(saved, dict) and all(isinstance(saved.get(k), list) for k in KEYS)
+    if lists and all(isinstance(o, str) for k in KEYS for o in saved[k]):
+        from hydra.errors import OverrideParseException
+
+        try:
+            _values(saved["task"] + saved["hydra"])
+            return saved
+        except OverrideParseException:
+            pass
+    raise ResumeError(
+        f"cannot resume the sweep in {sweep_dir}: {path} is damaged (not the sweep's overrides "
+        "as Hydra reads them); start the sweep in another folder (hydra.sweep.dir=...)"
+    )
 
 
 def _values(overrides: list[str]) -> dict[str, tuple[str, list[str]]]:
