@@ -10,9 +10,9 @@ Nothing here changes what a formula says; it decides how the formula is computed
   forward-mode rule (`without_jvp`: Dynamo does not trace a Function with a custom jvp).
 - `backward_alone`: the gradient a loss Function's own backward returns, called without
   autograd's graph: what the written-out step of a linear model trains by (epoch.linear_step).
-  The same call autograd makes, minus its bookkeeping: on the 2-core CPU machine, one thread, a
-  Fashion-MNIST step (batch 128, K = 10) is about 0.2 ms this way against 0.3 ms through
-  torch.autograd.grad (`python scripts/bench.py losses` prints both).
+  The same call autograd makes, minus its bookkeeping: on the 2-core CPU machine, one thread,
+  softmax CE's dL/dz at 128 x 10 takes 68 us this way against 280 us through
+  torch.autograd.grad (forward, graph, backward; 2026-12-06, `python scripts/bench.py losses`).
 
 Example:
     >>> import torch
