@@ -27,7 +27,7 @@ bytecode:
 train: $(STAMP)
 	$(BIN)/python scripts/train.py $(ARGS)
 
-# the fast tier: every behaviour, in-process (about 2 minutes on 2 cores)
+# the fast tier: every behaviour, in-process (2-4 minutes on 2 cores)
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
