@@ -145,8 +145,8 @@ class RunWriter:
             if data.num_features == 2:
                 picture = boundary_image(model, data.x_val, data.y_val)
                 self._image("decision_boundary", picture, step)
-            elif data.num_features == 784 and model.templates() is not None:
-                self._image("weight_templates", template_image(model.templates()), step)
+            elif data.num_features == 784 and (templates := model.templates()) is not None:
+                self._image("weight_templates", template_image(templates), step)
 
     def _histogram(self, tag, z, step, bins=64):
         """Buckets counted with tensor ops and read in one transfer (TensorBoard's own

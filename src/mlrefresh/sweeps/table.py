@@ -44,13 +44,17 @@ def config_of(row) -> dict | None:
     return row["config"]
 
 
+def _known(row) -> dict:
+    """What is known of the row's run: its resolved config where its folder has one, else its
+    overrides (flat keys)."""
+    config = config_of(row)
+    return config if config is not None else row["overrides"]
+
+
 def _settings(row) -> dict:
-    """What the row's run trained: its resolved config where its folder has one, else its
-    overrides; without NOT_SETTINGS; values as text."""
+    """What the row's run trained (_known), without NOT_SETTINGS; values as text."""
     if "settings" not in row:
-        config = config_of(row)
-        config = config if config is not None else row["overrides"]
-        row["settings"] = {k: _text(v) for k, v in config.items() if k not in NOT_SETTINGS}
+        row["settings"] = {k: _text(v) for k, v in _known(row).items() if k not in NOT_SETTINGS}
     return row["settings"]
 
 
@@ -93,10 +97,9 @@ def _mean_std(values, scale=1.0) -> str:
 
 
 def _seeds(row) -> tuple:
-    """The row's (seed, dataset.seed): from its resolved config, else from its overrides."""
-    config = config_of(row)
-    config = config if config is not None else row["overrides"]
-    return tuple(_text(config.get(key)) for key in SEEDS)
+    """The row's (seed, dataset.seed), from what is known of its run (_known)."""
+    known = _known(row)
+    return tuple(_text(known.get(key)) for key in SEEDS)
 
 
 def _count(ok, failed) -> str:
