@@ -20,7 +20,7 @@ signal.signal(signal.SIGTERM, _starting)
 try:
     import hydra
 
-    from mlrefresh.runs.cli import launch, run_job
+    from mlrefresh.runs.cli import launch, run_job, task
 except ModuleNotFoundError as exc:  # run with a Python that lacks the project's packages
     print(
         f"error: {exc.name} is not installed for {sys.executable}; run `make train` once, then "
@@ -37,6 +37,7 @@ if _stopped:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@task  # the project's own job (the stacked launcher may train several as one stack)
 def main(cfg) -> float | None:
     return run_job(cfg)  # the final validation accuracy, for a sweeper to optimise
 

@@ -215,6 +215,20 @@ SETTINGS = [  # (the sweep's command line, the error line's text)
     ([*OPTUNA, "hydra.sweeper.objective=acc"], "hydra.sweeper.objective=acc must be one of"),
     ([*OPTUNA, "hydra.sweeper.storage=sqlite:////no/such/folder/x.db"], "hydra.sweeper.storage="
      "sqlite:////no/such/folder/x.db cannot be opened ("),
+    ([*OPTUNA, "hydra.sweeper.storage=journal:/no/such/folder/x.log"], "hydra.sweeper.storage="
+     "journal:/no/such/folder/x.log: the folder /no/such/folder does not exist"),
+    # a search-space key the config does not have, in the params (an hparams_search file) and
+    # on the command line: refused before the study is created (it was Hydra's multi-line
+    # "Could not override 'bogus'", exit 1, after the study was made)
+    ([*OPTUNA, "+hydra.sweeper.params.bogus='choice(1,2)'"], "unknown key bogus in the search "
+     "space (hydra.sweeper.params or the command line); check the spelling"),
+    ([*OPTUNA, "optim.bogus=interval(0.1,0.2)"], "unknown key optim.bogus in the search space"),
+    ([*OPTUNA, "+hydra.sweeper.sampler.bogus=1"], "hydra.sweeper.sampler "
+     "(optuna.samplers.TPESampler) cannot be made: "),
+    ([*OPTUNA, "hydra/sweeper/sampler=grid"], "the grid sampler needs a list of values for "
+     "optim.lr, not an interval"),
+    ([*OPTUNA, "hydra.sweeper.custom_search_space=no.such.fn"], "hydra.sweeper."
+     "custom_search_space=no.such.fn is not a function that can be imported"),
     (["hydra/launcher=joblib", "hydra.launcher.prefer=bogus"], "hydra.launcher.prefer=bogus must"),
     (["hydra/launcher=joblib", "hydra.launcher.backend=bogus"], "hydra.launcher.backend=bogus"),
     (["hydra/launcher=joblib", "+hydra.launcher.bogus=1"], "unknown key hydra.launcher.bogus; "
@@ -239,7 +253,13 @@ def test_the_search_space_in_the_config_is_checked_too():
     from mlrefresh.errors import ConfigError
     from mlrefresh.sweeps.settings import check_sweeper
 
-    study = {"_target_": "x.OptunaSearch", "direction": "maximize", "n_trials": 2, "n_jobs": 1}
+    study = {
+        "_target_": "x.OptunaSearch",
+        "direction": "maximize",
+        "n_trials": 2,
+        "n_jobs": 1,
+        "objective": "accuracy/val",
+    }
     check_sweeper({**study, "params": {"optim.lr": "tag(log, interval(0.001, 1))"}})
     with pytest.raises(ConfigError, match=r"optim.lr: interval\(1.0, 0.001\) is empty"):
         check_sweeper({**study, "params": {"optim.lr": "interval(1.0, 0.001)"}})

@@ -335,6 +335,49 @@ def test_stacked_launcher_gives_the_basic_launchers_folders(tmp_path):
     assert len(set(curves)) == 4  # each job its own curve
 
 
+APP = """
+import json, sys
+import hydra
+from omegaconf import OmegaConf
+
+@hydra.main(version_base="1.3", config_path={configs!r}, config_name="train")
+def main(cfg):  # not the project's task function: it writes one file and trains nothing
+    out = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir
+    with open(out + "/mine.json", "w") as f:
+        json.dump({{"seed": cfg.seed, "lr": cfg.optim.lr}}, f)
+    return cfg.seed
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow  # two sweeps of an app in processes of their own
+def test_another_task_function_is_called_once_per_job_as_by_the_basic_launcher(tmp_path):
+    """Hydra's Launcher contract: a job does what its task function does. The stacked launcher
+    stacks only the project's own jobs (cli.task); another app's jobs hold only what it
+    wrote, as under the basic launcher (they held metrics.json, last.pt and event files)."""
+    from helpers import CONFIGS, run_script
+
+    app = tmp_path / "app.py"
+    app.write_text(APP.format(configs=CONFIGS))
+    sweep = ["-m", "optim.lr=0.03,0.3", "seed=4,5", "hydra.job.chdir=false"]
+    for launcher in ("basic", "stacked"):
+        result = run_script(app, *sweep, f"hydra/launcher={launcher}",
+                            f"hydra.sweep.dir={tmp_path / launcher}", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    jobs = sorted(p.name for p in (tmp_path / "basic").iterdir() if p.is_dir() and p.name[0] != ".")
+    assert len(jobs) == 4
+    for job in jobs:
+        one, other = tmp_path / "basic" / job, tmp_path / "stacked" / job
+        assert (
+            sorted(os.listdir(other))
+            == sorted(os.listdir(one))
+            == [".hydra", "app.log", "mine.json"]
+        )
+        assert (other / "mine.json").read_text() == (one / "mine.json").read_text()
+
+
 def test_mixed_sweep_under_the_stacked_launcher(tmp_path):
     """The sweeps' mixed sweep (ok, diverged, refused) ends as under the basic launcher; with
     three seeds and max_models=2, a stack of two and a job alone."""

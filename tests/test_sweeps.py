@@ -112,15 +112,15 @@ def test_optuna_study_without_a_success_ends_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_optuna_without_its_plugin_says_how_to_install_it(tmp_path):
-    hide = ("import runpy, sys; sys.modules['hydra_plugins.hydra_optuna_sweeper'] = None; "
+def test_optuna_without_optuna_says_how_to_install_it(tmp_path):
+    hide = ("import runpy, sys; sys.modules['optuna'] = None; "
             f"sys.argv = sys.argv[1:]; runpy.run_path({TRAIN!r}, run_name='__main__')")  # fmt: skip
     result = run_process("-m", "hparams_search=optuna", python=(sys.executable, "-c", hide),
                          cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.splitlines()[0] == (
-        "error: hydra/sweeper=optuna needs its Hydra plugin, which is not installed; run "
-        'pip install -e ".[sweep]" (or make train)'
+        "error: hparams_search=optuna needs Optuna, which is not installed; run pip install -e "
+        '".[sweep]" (or make train)'
     )
     assert os.listdir(tmp_path) == []
 

@@ -1,140 +1,195 @@
-"""Optuna's Hydra sweeper with a study that outlives its process, and failures said plainly
+"""hydra/sweeper=optuna_study: an Optuna study as a Hydra sweeper, on Optuna's ask-and-tell API
 (configs/hparams_search/optuna.yaml).
 
-The study is kept in a database (sweeps/study.py: `<sweep dir>/optuna.db` by default) and the
-same command again continues it toward `n_trials`; trials of a dead process are retried. Each
-trial's job number is its trial number. The objective is a metric of the run,
-`hydra.sweeper.objective` (default `nll/val`, minimised: accuracy saturates, the likelihood
-goes on telling runs apart); cli.run_job returns it. A trial that returns no number (a refused
-or diverged run: its `error:` line is printed above) is a failed trial, logged as `a trial
-failed (refused or diverged: see its error line)`; a study where no trial succeeded ends in one
-line, `error: ...`, exit code 2 (or the worst job's). The search space (params, the custom
-search space, a grid sampler) is the plugin's own.
+Each batch of `n_jobs` trials is asked of the study (the search space: sweeps/space.py, then
+`custom_search_space(cfg, trial)`), launched by the configured launcher as one batch of jobs,
+and told: the job's objective, `hydra.sweeper.objective` (default `nll/val`, minimised:
+accuracy saturates, the likelihood goes on telling runs apart; cli.run_job returns it), or a
+failed trial when the job returned no number (a refused or diverged run: its `error:` line is
+printed above), logged as `a trial failed (refused or diverged: see its error line)`. Each
+trial's job number is its trial number. The study lives in storage (sweeps/study.py:
+`<sweep dir>/optuna.db` by default) and the same command again continues it toward `n_trials`;
+trials of a dead process are retried. More failures in a batch than `max_failure_rate` allows,
+or a study where no trial succeeded, end in one line, `error: ...`, exit code 2. Every setting
+and the search space are checked before the study is created (sweeps/settings.check_sweeper).
+Optuna's own log lines go to the sweep's log at WARNING (all of them with hydra.verbose=true).
 
 Example:
     python scripts/train.py -m hparams_search=optuna hydra.sweeper.n_trials=10
+    python scripts/train.py -m hparams_search=optuna hydra/sweeper/sampler=random
 """
 
 import dataclasses
-import functools
 import logging
-import math
 import os
 import sys
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import MISSING, OmegaConf
 
+from mlrefresh.runs import session
 from mlrefresh.sweeps.settings import DEFAULT_OBJECTIVE
-from mlrefresh.sweeps.study import ask, beating, open_study, reseed, trials_left
+from mlrefresh.sweeps.space import study_space, trial_overrides
 
-try:  # the plugin's light modules only: Hydra imports this one at every start, scanning plugins
-    from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
-    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
-except ImportError:  # the `sweep` extra is missing: hparams_search=optuna says so (console.py)
-    OptunaSweeper = None
+__all__ = ["OptunaSearch", "OptunaSearchConf"]
 
-__all__ = ["OptunaSearch"]
-
-log = logging.getLogger("hydra_plugins.hydra_optuna_sweeper._impl")
+log = logging.getLogger(__name__)
 
 
-def _space(impl, arguments):
-    """(distributions, fixed parameters, n_trials): the plugin's search space and its grid
-    sampler's trial count."""
-    import optuna  # here, not at the top: 1.5 s of imports that a plain run does not need
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+def _quiet_optuna(verbose) -> None:
+    """Optuna's log lines through Python's logging (Hydra's handlers: the sweep's log), not its
+    own stderr handler; at WARNING unless hydra.verbose."""
+    import optuna
 
-    impl._process_searchspace_config()
-    distributions, fixed = create_params_from_overrides(
-        impl._parse_sweeper_params_config() + list(arguments)
-    )
-    space = {**(impl.search_space_distributions or {}), **distributions}
-    n_trials = impl.n_trials
-    sampler = impl.sampler
-    if isinstance(sampler, functools.partial) and sampler.func == optuna.samplers.GridSampler:
-        grid = {name: impl._to_grid_sampler_choices(d) for name, d in space.items()}
-        impl.sampler = sampler(grid)
-        n_trials = min(n_trials, math.prod(len(v) for v in grid.values()))
-    for name in fixed:
-        space.pop(name, None)
-    return space, fixed, n_trials
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    loud = verbose is True or (isinstance(verbose, (list, str)) and "optuna" in str(verbose))
+    optuna.logging.set_verbosity(logging.INFO if loud else logging.WARNING)
 
 
-def _tell(study, trials, returns) -> int:
-    """Each trial's value (the job's return) or its failure; the number of failures."""
-    from optuna.trial import TrialState
+class OptunaSearch(Sweeper):
+    """Hydra's Sweeper contract (setup, then sweep(arguments)) over an Optuna study."""
 
-    failures = 0
-    for trial, ret in zip(trials, returns):
-        value = ret._return_value if ret.status.name == "COMPLETED" else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            study.tell(trial, float(value))
-        else:
-            study.tell(trial, state=TrialState.FAIL)
-            log.warning("a trial failed (refused or diverged: see its error line)")
-            failures += 1
-    return failures
+    def __init__(self, sampler, direction="minimize", storage=None, study_name="mlrefresh",
+                 n_trials=20, n_jobs=1, max_failure_rate=1.0, params=None,
+                 custom_search_space=None, objective=DEFAULT_OBJECTIVE):  # fmt: skip
+        self.sampler_conf, self.direction, self.storage = sampler, direction, storage
+        self.study_name, self.n_trials, self.n_jobs = study_name, n_trials, n_jobs
+        self.max_failure_rate, self.params = max_failure_rate, params or {}
+        self.custom_search_space, self.objective = custom_search_space, objective
+        self.config = self.launcher = None
 
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
 
-if OptunaSweeper is not None:
+    def _directions(self) -> list[str]:
+        d = self.direction
+        return [str(x) for x in d] if OmegaConf.is_list(d) or isinstance(d, list) else [str(d)]
 
-    class OptunaSearch(OptunaSweeper):
-        """OptunaSweeper whose study lives in a database (see the module docstring)."""
+    def sweep(self, arguments: list[str]) -> None:
+        from hydra.utils import get_method
 
-        def __init__(self, *args, objective: str = DEFAULT_OBJECTIVE, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.objective = objective  # read by cli.run_job from hydra.sweeper
+        from mlrefresh.sweeps.study import (
+            ask,
+            beating,
+            make_sampler,
+            open_storage,
+            open_study,
+            trials_left,  # fmt: skip
+        )
 
-        def sweep(self, arguments) -> None:
-            impl = self.sweeper
-            space, fixed, n_trials = _space(impl, arguments)
-            sweep_dir = os.path.abspath(str(impl.config.hydra.sweep.dir))
-            directions = impl._get_directions()
-            study = open_study(impl.storage, impl.study_name, impl.sampler, directions, sweep_dir)
-            done = n_trials - trials_left(study, n_trials)
-            reseed(impl.sampler, OmegaConf.select(impl.config, "hydra.sweeper.sampler.seed"), done)
-            log.info(f"Study name: {study.study_name}")
-            log.info(f"Storage: {impl.storage or 'in memory'}; {done} of {n_trials} trials taken")
-            log.info(f"Sampler: {type(impl.sampler).__name__}")
-            log.info(f"Directions: {directions}; objective: {self.objective}")
-            while trials := ask(study, n_trials, impl.n_jobs):
-                for trial in trials:
-                    trial.set_user_attr("sweep", sweep_dir)  # whose process runs it
-                overrides = impl._configure_trials(trials, space, fixed)
-                with beating(study, trials):
-                    returns = impl.launcher.launch(overrides, initial_job_idx=trials[0].number)
-                failures = _tell(study, trials, returns)
-                if failures / len(returns) > impl.max_failure_rate:
-                    _ = next(r for r in returns if r.status.name != "COMPLETED").return_value
-            self._results(study, sweep_dir)
-
-        def _results(self, study, sweep_dir) -> None:
-            """optimization_results.yaml, as the plugin writes it; a study with no success ends
-            in one line."""
-            from optuna.trial import TrialState
-
-            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if not complete:
-                failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-                print(f"error: no trial of the study succeeded ({failed} failed); see their "
-                      "error lines, then fix or narrow the search (hydra.sweeper.params)",
-                      file=sys.stderr, flush=True)  # fmt: skip
+        _quiet_optuna(OmegaConf.select(self.config, "hydra.verbose"))
+        sweep_dir = os.path.abspath(str(self.config.hydra.sweep.dir))
+        space, fixed, n_trials = study_space(self.params, arguments, self.sampler_conf,
+                                             self.n_trials)  # fmt: skip
+        extend = get_method(self.custom_search_space) if self.custom_search_space else None
+        storage = open_storage(self.storage)
+        directions = self._directions()
+        study = open_study(storage, self.study_name, directions, sweep_dir)
+        done = n_trials - trials_left(study, n_trials)
+        study.sampler = sampler = make_sampler(self.sampler_conf, space, done)
+        log.info(f"Study name: {study.study_name}")
+        log.info(f"Storage: {self.storage or 'in memory'}; {done} of {n_trials} trials taken")
+        log.info(f"Sampler: {type(sampler).__name__}")
+        log.info(f"Directions: {directions}; objective: {self.objective}")
+        while trials := ask(study, space, n_trials, self.n_jobs):
+            overrides = []
+            for trial in trials:
+                trial.set_user_attr("sweep", sweep_dir)  # whose process runs it
+                for key, value in fixed.items():  # for custom_search_space (sweeps/search.py)
+                    trial.set_user_attr(key, value)
+                if extend is not None:
+                    extend(self.config, trial)
+                overrides.append(trial_overrides(trial.params, fixed))
+            with beating(storage, study, trials):
+                returns = self.launcher.launch(overrides, initial_job_idx=trials[0].number)
+            failures = self._tell(study, trials, returns)
+            if failures / len(returns) > self.max_failure_rate:
+                self._stop(f"{failures} of {len(returns)} trials of a batch failed, more than "
+                           f"hydra.sweeper.max_failure_rate={self.max_failure_rate} allows; see "
+                           "their error lines, or raise it (1.0: the study goes on)")  # fmt: skip
                 return
-            best = study.best_trial
-            log.info(f"Best parameters: {best.params}")
-            log.info(f"Best value: {best.value}")
-            results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
-            OmegaConf.save(OmegaConf.create(results), f"{sweep_dir}/optimization_results.yaml")
+        self._results(study, sweep_dir)
 
-    @dataclasses.dataclass
-    class OptunaSearchConf(OptunaSweeperConf):
-        """hydra/sweeper=optuna_study: the plugin's settings, this class, and the objective
-        (a name of its own: Hydra runs every plugin module again as it scans them, so an entry
-        that replaced the plugin's `optuna` could be replaced back)."""
+    @staticmethod
+    def _tell(study, trials, returns) -> int:
+        """Each trial's value (the job's return) or its failure; the number of failures."""
+        from optuna.trial import TrialState
 
-        _target_: str = "hydra_plugins.mlrefresh_plugins.optuna_search.OptunaSearch"
-        objective: str = DEFAULT_OBJECTIVE
+        failures = 0
+        for trial, ret in zip(trials, returns):
+            value = ret.return_value if ret.status.name == "COMPLETED" else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                study.tell(trial, float(value))
+            else:
+                study.tell(trial, state=TrialState.FAIL)
+                log.warning("a trial failed (refused or diverged: see its error line)")
+                failures += 1
+        return failures
 
-    ConfigStore.instance().store(group="hydra/sweeper", name="optuna_study", node=OptunaSearchConf,
-                                 provider="mlrefresh")  # fmt: skip
+    @staticmethod
+    def _stop(why: str) -> None:
+        print(f"error: {why}", file=sys.stderr, flush=True)
+        session.current().codes.append(2)
+
+    def _results(self, study, sweep_dir) -> None:
+        """optimization_results.yaml (best parameters and value); a study with no success
+        ends in one line."""
+        from optuna.trial import TrialState
+
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+            self._stop(f"no trial of the study succeeded ({failed} failed); see their error "
+                       "lines, then fix or narrow the search (hydra.sweeper.params)")  # fmt: skip
+            return
+        best = study.best_trial
+        log.info(f"Best parameters: {best.params}")
+        log.info(f"Best value: {best.value}")
+        results = {"name": "optuna", "best_params": best.params, "best_value": best.value}
+        OmegaConf.save(OmegaConf.create(results), f"{sweep_dir}/optimization_results.yaml")
+
+
+@dataclasses.dataclass
+class OptunaSearchConf:
+    """hydra/sweeper=optuna_study's settings (configs/hparams_search/optuna.yaml sets them)."""
+
+    _target_: str = "hydra_plugins.mlrefresh_plugins.optuna_search.OptunaSearch"
+    _recursive_: bool = False  # the sampler is made by the sweeper, with the study's seed
+    defaults: list[Any] = dataclasses.field(default_factory=lambda: [{"sampler": "tpe"}])
+    sampler: Any = MISSING
+    direction: Any = "minimize"  # or [minimize]: the study's one direction
+    storage: Any = None  # an SQLAlchemy URL, journal:<file>, or null (in memory)
+    study_name: str | None = "mlrefresh"
+    n_trials: int = 20
+    n_jobs: int = 1
+    max_failure_rate: float = 1.0
+    params: dict[str, str] | None = None
+    custom_search_space: str | None = None
+    objective: str = DEFAULT_OBJECTIVE
+
+
+# hydra/sweeper/sampler=<name>: Optuna's samplers, any of their keyword arguments settable with
+# +hydra.sweeper.sampler.<name>=... (checked before the study: settings.check_sweeper)
+SAMPLERS = {
+    "tpe": {"_target_": "optuna.samplers.TPESampler", "seed": None, "n_startup_trials": 10,
+            "multivariate": False, "constant_liar": False},
+    "random": {"_target_": "optuna.samplers.RandomSampler", "seed": None},
+    "cmaes": {"_target_": "optuna.samplers.CmaEsSampler", "seed": None, "n_startup_trials": 1},
+    "nsgaii": {"_target_": "optuna.samplers.NSGAIISampler", "seed": None, "population_size": 50},
+    "qmc": {"_target_": "optuna.samplers.QMCSampler", "seed": None, "qmc_type": "sobol"},
+    "grid": {"_target_": "optuna.samplers.GridSampler", "seed": None},  # the space: its grid
+}  # fmt: skip
+
+_store = ConfigStore.instance()
+_store.store(
+    group="hydra/sweeper", name="optuna_study", node=OptunaSearchConf, provider="mlrefresh"
+)
+for _name, _node in SAMPLERS.items():
+    _store.store(group="hydra/sweeper/sampler", name=_name, node=_node, provider="mlrefresh")

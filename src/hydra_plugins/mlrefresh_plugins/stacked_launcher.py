@@ -9,10 +9,14 @@ through Hydra's own run_job, as under the basic launcher (.hydra/, train.log, ca
 sweep summary): train(cfg) finds the job's run finished in its folder (or continues it from its
 last.pt: a job the stack could not finish ends as it would alone). Jobs that cannot be grouped
 (alone in their group, resumed, refused, or their data cannot be loaded) run one by one, as
-under the basic launcher. In a resumed sweep (sweeps/resume.py) the jobs that stopped at one
-epoch stack again, each from its own last.pt; a finished job keeps its results. The jobs'
-configs are composed once and derived for jobs that differ only in values (sweeps/job_configs.py,
-installed before the sweep starts; this launcher installs it itself where nothing did).
+under the basic launcher. Only jobs of the project's own task function (marked by
+mlrefresh.runs.cli.task, as scripts/train.py's is) are stacked: a job does what its task
+function does (Hydra's Launcher contract), so any other task function is called once per job,
+as the basic launcher calls it, and its jobs' folders hold only what it wrote. In a resumed
+sweep (sweeps/resume.py) the jobs that stopped at one epoch stack again, each from its own
+last.pt; a finished job keeps its results. The jobs' configs are composed once and derived
+for jobs that differ only in values (sweeps/job_configs.py, installed before the sweep starts;
+this launcher installs it itself where nothing did).
 
 Example:
     python scripts/train.py -m hydra/launcher=stacked optim.lr=0.03,0.1,0.3 seed=4,5,6,7
@@ -110,14 +114,12 @@ class StackedLauncher(Launcher):
     @staticmethod
     def _folder(sweep_config) -> str:
         """The job's output folder, as Hydra's run_job will make it (the resolver's result is
-        cached in the config: run_job gets the same folder)."""
-        orig = HydraConfig.instance().cfg
+        cached in the config: run_job gets the same folder). The job's Hydra config is set
+        first, as run_job sets it, for a `${hydra:...}` in the folder's name; run_job sets each
+        job's again."""
         HydraConfig.instance().set_config(sweep_config)
-        try:
-            folder = str(OmegaConf.select(sweep_config, "hydra.sweep.dir"))
-            subdir = str(OmegaConf.select(sweep_config, "hydra.sweep.subdir"))
-        finally:
-            HydraConfig.instance().cfg = orig
+        folder = str(OmegaConf.select(sweep_config, "hydra.sweep.dir"))
+        subdir = str(OmegaConf.select(sweep_config, "hydra.sweep.subdir"))
         return os.path.abspath(os.path.join(folder, subdir))
 
     def _groups(self, tasks, folders, states) -> list[list[int]]:
@@ -149,7 +151,8 @@ class StackedLauncher(Launcher):
         trained = set()
         folders = [self._folder(c) for c in configs]  # made now (cached: run_job gets them)
         states = [_unfinished(t, f) for t, f in zip(tasks, folders)]
-        chunks = self._groups(tasks, folders, states)
+        own = getattr(self.task_function, "mlrefresh_task", False)  # cli.task: else one by one
+        chunks = self._groups(tasks, folders, states) if own else []
         log.info(f"Launching {len(configs)} jobs: {sum(map(len, chunks))} in {len(chunks)} "
                  f"stack(s), {len(configs) - sum(map(len, chunks))} one by one")  # fmt: skip
         for chunk in chunks:

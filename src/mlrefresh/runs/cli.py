@@ -10,6 +10,7 @@ other jobs still run; the process exits with the worst job's code.
 Example (this is scripts/train.py):
 
     @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+    @task  # the project's own job: the stacked launcher may train several as one stack
     def main(cfg):
         return run_job(cfg)
 
@@ -76,6 +77,15 @@ def _refuse(exc: UserError, status: str = "refused") -> None:
     _say(f"error: {exc}")
     session.current().codes.append(exc.exit_code)
     summary.write_record(status, exc.exit_code, str(exc))
+
+
+def task(function):
+    """Marks `function` as the project's own task function: it runs `run_job(cfg)` on the job's
+    config and nothing else (scripts/train.py's main). Hydra's Launcher contract is that a job
+    does what its task function does, so the stacked launcher trains several jobs as one stack
+    only for a marked function; any other it calls once per job, as Hydra's basic launcher."""
+    function.mlrefresh_task = True
+    return function
 
 
 def run_job(cfg) -> float | None:

@@ -53,13 +53,11 @@ def _options(text, group):
 
 
 # the configs that the plugins of the `sweep` extra provide (pyproject.toml)
-_SWEEP_EXTRA = {"hydra/sweeper/optuna", "hydra/sweeper/sampler/tpe", "hydra/launcher/joblib",
-                "hydra/launcher/submitit_local", "hydra/launcher/submitit_slurm"}  # fmt: skip
+_SWEEP_EXTRA = {"hydra/launcher/joblib", "hydra/launcher/submitit_local",
+                "hydra/launcher/submitit_slurm"}  # fmt: skip
 
 
 def _unknown_option(group: str, option: str, options: list[str]) -> str:
-    if f"{group}/{option}" == "hydra/sweeper/optuna_study":  # ours, on the plugin's settings
-        option = "optuna"
     if f"{group}/{option}" in _SWEEP_EXTRA:
         return (
             f"error: {group}={option} needs its Hydra plugin, which is not installed; run "

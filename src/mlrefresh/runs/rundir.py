@@ -281,7 +281,7 @@ class RunFolders(Callback):
                 current().sweep = claimed
                 check_launcher(OmegaConf.to_container(config.hydra.launcher, resolve=True))
                 sweeper = OmegaConf.to_container(config.hydra.sweeper, resolve=True)
-                check_sweeper(sweeper, list(config.hydra.overrides.task))
+                check_sweeper(sweeper, list(config.hydra.overrides.task), config)
                 check_jobs(config, install())  # each job composes (composed once, for all)
                 begin_sweep(claimed, config, saved)
         except UserError as exc:

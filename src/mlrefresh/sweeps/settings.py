@@ -3,9 +3,10 @@
 Hydra instantiates the launcher and the sweeper only once the sweep has begun, and their
 plugins check little: an unknown key (`+hydra.launcher.bogus=1`) is accepted silently or ends
 in "Error in call to target", and a value such as joblib's `prefer=bogus`, submitit's
-`timeout_min=-1`, Optuna's `direction=sideways` or an interval with low > high ends in a
-traceback, or (Optuna's `n_trials=0`) in an error and exit code 0. Here each launcher's keys are
-the fields of its plugin's own config class; values are checked against what the plugin accepts.
+`timeout_min=-1` ends in a traceback. Here each launcher's keys are the fields of its plugin's
+own config class; values are checked against what the plugin accepts. An Optuna study's
+settings (hydra/sweeper=optuna_study: direction, n_trials, the sampler and its arguments, every
+search-space key, custom_search_space, storage) are checked before the study is created.
 
 Example:
     >>> check_sweeper({"_target_": "x.OptunaSearch", "direction": "sideways", "n_trials": 3})
@@ -17,6 +18,7 @@ Example:
 import dataclasses
 import importlib
 import numbers
+import os
 
 from mlrefresh.errors import ConfigError
 
@@ -80,42 +82,26 @@ def check_launcher_keys(kind: str, launcher: dict) -> None:
                 _number(f"hydra.launcher.{key}", launcher[key], low, whole=key != "mem_gb")
 
 
-def _check_params(lines: list[str]) -> None:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import IntervalSweep
-    from hydra.errors import HydraException
-
-    parser = OverridesParser.create()
-    for line in lines:
-        try:
-            override = parser.parse_overrides([line])[0]
-        except HydraException:
-            raise ConfigError(
-                f"the search space {line} cannot be parsed; e.g. interval(0.001, 1.0), "
-                "tag(log, interval(0.001, 1.0)) or choice(sgd, adam)"
-            ) from None
-        key, value = override.key_or_group, override.value()
-        if isinstance(value, IntervalSweep):
-            low, high = value.start, value.end
-            if not low < high:
-                raise ConfigError(
-                    f"the search space of {key}: interval({low}, {high}) is empty; give the "
-                    "low end first, e.g. interval(0.001, 1.0)"
-                )
-            if "log" in value.tags and low <= 0:
-                raise ConfigError(
-                    f"the search space of {key}: a log interval must be above 0, not from "
-                    f"{low}; e.g. tag(log, interval(0.0001, 1.0))"
-                )
-
-
-def check_sweeper(sweeper: dict, overrides=()) -> None:
+def check_sweeper(sweeper: dict, overrides=(), config=None) -> None:
     """ConfigError for Optuna settings the study cannot run with (other sweepers: unchecked):
-    hydra.sweeper's own keys, and the search space in its params and on the command line."""
-    if not str(sweeper.get("_target_", "")).endswith(("OptunaSearch", "OptunaSweeper")):
+    hydra.sweeper's own keys, its sampler, the search space in its params and on the command
+    line (each key one of the config's, when `config`, the sweep's, is given), its
+    custom_search_space and its storage: all before the study is created."""
+    if not str(sweeper.get("_target_", "")).endswith("OptunaSearch"):
         return
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "hparams_search=optuna needs Optuna, which is not installed; run "
+            'pip install -e ".[sweep]" (or make train)'
+        ) from None
+    from mlrefresh.sweeps.space import study_space
+    from mlrefresh.sweeps.study import make_sampler
+
     directions = sweeper.get("direction")
-    for d in directions if isinstance(directions, list) else [directions]:
+    directions = directions if isinstance(directions, list) else [directions]
+    for d in directions:
         if d not in ("minimize", "maximize"):
             raise ConfigError(
                 f"hydra.sweeper.direction={d} must be minimize or maximize, e.g. "
@@ -127,9 +113,55 @@ def check_sweeper(sweeper: dict, overrides=()) -> None:
     if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate <= 1:
         raise ConfigError(f"hydra.sweeper.max_failure_rate={rate} must be a number from 0 to 1")
     _check_objective(sweeper, directions)
-    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
-    _check_params([*params, *overrides])
+    sampler = sweeper.get("sampler") or {}
+    space, fixed, _ = study_space(sweeper.get("params"), overrides, sampler, sweeper["n_trials"])
+    if config is not None:
+        for key in [*space, *fixed]:
+            _check_key(config, key)
+    try:
+        make_sampler(sampler, space)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (Optuna's or instantiate's refusal, in one line)
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"hydra.sweeper.sampler ({sampler.get('_target_')}) cannot be made: {first}; see "
+            "the sampler's arguments in Optuna's documentation"
+        ) from None
+    _check_custom(sweeper.get("custom_search_space"))
     _check_storage(sweeper.get("storage"))
+
+
+def _check_key(config, key: str) -> None:
+    """A search-space key is a config group of the sweep's config or one of its keys (`+key`:
+    a new one, `~key`: one to delete)."""
+    from omegaconf import OmegaConf
+
+    bare = key.lstrip("+~")
+    if key.startswith("+") or bare in (OmegaConf.select(config, "hydra.runtime.choices") or {}):
+        return
+    if OmegaConf.select(config, bare, default=_ABSENT, throw_on_missing=False) is _ABSENT:
+        raise ConfigError(
+            f"unknown key {bare} in the search space (hydra.sweeper.params or the command line); "
+            "check the spelling (python scripts/train.py --cfg job lists every key)"
+        )
+
+
+_ABSENT = object()
+
+
+def _check_custom(path) -> None:
+    if not path:
+        return
+    from hydra.utils import get_method
+
+    try:
+        get_method(path)
+    except Exception:  # noqa: BLE001 (no such module or function)
+        raise ConfigError(
+            f"hydra.sweeper.custom_search_space={path} is not a function that can be imported; "
+            "give module.function, e.g. mlrefresh.sweeps.search.momentum"
+        ) from None
 
 
 DEFAULT_OBJECTIVE = "nll/val"  # what a study optimises unless hydra.sweeper.objective says
@@ -139,25 +171,34 @@ OBJECTIVES = {"nll/val": "minimize", "loss/val": "minimize", "kl/val": "minimize
 
 def _check_objective(sweeper: dict, direction) -> None:
     """hydra.sweeper.objective (OptunaSearch's) is a final metric, studied in its direction."""
-    if "objective" not in sweeper:
-        return  # the plugin's own sweeper: it optimises what run_job returns, nll/val
-    objective = sweeper["objective"]
+    objective = sweeper.get("objective", DEFAULT_OBJECTIVE)
     if objective not in OBJECTIVES:
         raise ConfigError(
             f"hydra.sweeper.objective={objective} must be one of {', '.join(OBJECTIVES)}, "
             "e.g. hydra.sweeper.objective=nll/val"
         )
-    if direction != OBJECTIVES[objective]:
+    if direction != [OBJECTIVES[objective]]:
+        wrong = direction[0] if len(direction) == 1 else direction
         raise ConfigError(
             f"hydra.sweeper.objective={objective} is studied with "
-            f"hydra.sweeper.direction={OBJECTIVES[objective]}, not {direction}"
+            f"hydra.sweeper.direction={OBJECTIVES[objective]}, not {wrong}"
         )
 
 
 def _check_storage(url) -> None:
-    """The study's database (sweeps/study.py) can be opened: one line, not SQLAlchemy's
+    """The study's storage (sweeps/study.py) can be opened: one line, not SQLAlchemy's
     traceback once the sweep has begun."""
+    from mlrefresh.sweeps.study import JOURNAL
+
     if url is None:
+        return
+    if str(url).startswith(JOURNAL):
+        folder = os.path.dirname(os.path.abspath(str(url).removeprefix(JOURNAL)))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise ConfigError(
+                f"hydra.sweeper.storage={url}: the folder {folder} does not exist or cannot be "
+                "written; give a file in a folder there is, e.g. journal:/shared/study.log"
+            )
         return
     try:
         import sqlalchemy
@@ -167,5 +208,5 @@ def _check_storage(url) -> None:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(
             f"hydra.sweeper.storage={url} cannot be opened ({first}); give an "
-            "SQLAlchemy URL, e.g. sqlite:///study.db, or null (in memory)"
+            "SQLAlchemy URL, e.g. sqlite:///study.db, journal:<file>, or null (in memory)"
         ) from None

@@ -1,104 +1,165 @@
-"""An Optuna study that outlives its process: kept in a database, continued by the same command.
+"""An Optuna study that outlives its process: kept in storage, continued by the same command.
 
 `hparams_search=optuna` keeps its study in `<sweep dir>/optuna.db` (SQLite, Optuna's RDB
-storage) unless `hydra.sweeper.storage` names another database (any SQLAlchemy URL:
-`postgresql://...` for a study shared by several nodes; null: in memory, as Optuna's default).
+storage) unless `hydra.sweeper.storage` names another: any SQLAlchemy URL (`postgresql://...`
+for a study shared by several nodes), `journal:<file>` (Optuna's journal file storage, for a
+cluster on a shared file system without a database server), or null (in memory).
 
 - The same command again (sweeps/resume.py) continues the study toward its total `n_trials`
   (`trials_left`): a trial counts once it is finished (complete, pruned, failed) or running in
   some process; several processes can work on one study at once and stop at n_trials between
-  them.
-- A trial that was running when its process died is marked failed and enqueued again with the
-  same parameters (Optuna's heartbeat and RetryFailedTrialCallback): at once when it was this
-  sweep folder's (the folder is held by one process: its earlier one is dead), else when its
-  process has sent no heartbeat for GRACE_S seconds. The retried trial gets the dead one's job
-  folder back and continues from its last.pt.
+  them (`ask`).
+- A running trial writes a heartbeat (its user attribute `heartbeat`, a time) every
+  HEARTBEAT_S seconds. A trial that was running when its process died is marked failed and
+  enqueued again with the same parameters (user attribute `retry_of`: the first trial's
+  number; at most MAX_RETRY times): at once when it was this sweep folder's (the folder is held
+  by one process: its earlier one is dead), else when it has sent no heartbeat for GRACE_S
+  seconds. The retried trial gets the dead one's job folder back and continues from its
+  last.pt.
+- Only Optuna's public API: the study, its storage's public methods, enqueue_trial.
 
 Example:
     python scripts/train.py -m hparams_search=optuna hydra.sweep.dir=outputs/study  # killed
     python scripts/train.py -m hparams_search=optuna hydra.sweep.dir=outputs/study  # goes on
-    sqlite3 outputs/study/optuna.db "select number, state from trials"
+    python -c "import optuna; print(optuna.load_study(study_name='mlrefresh',
+        storage='sqlite:///outputs/study/optuna.db').best_params)"
 """
 
 import contextlib
-import copy
 import threading
 import time
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "ask", "beating", "open_study", "reseed", "trials_left"]
+__all__ = [
+    "GRACE_S",
+    "HEARTBEAT_S",
+    "ask",
+    "beating",
+    "fail_dead",
+    "make_sampler",
+    "open_storage",
+    "open_study",
+    "trials_left",
+]
 
 HEARTBEAT_S = 5  # a running trial's process records a heartbeat this often
 GRACE_S = 30  # a running trial without a heartbeat this long belongs to a dead process
+MAX_RETRY = 3  # a trial whose process died is run again at most this often
+JOURNAL = "journal:"  # hydra.sweeper.storage=journal:<file>: Optuna's journal file storage
 
 
-def _storage(url, tries: int = 10):
-    """Optuna's RDBStorage at `url`. Processes that open a new database at the same moment
-    race to create its tables (one gets IntegrityError or "table already exists"): the loser
-    opens it again, when the tables are there."""
-    if url is None:
-        return None
-    import warnings
-
-    from optuna.exceptions import ExperimentalWarning
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+def open_storage(url, tries: int = 10):
+    """Optuna's storage for `url` (see the module docstring). Processes that open a new
+    database at the same moment race to create its tables (one gets IntegrityError or "table
+    already exists"): the loser opens it again, when the tables are there."""
+    import optuna
     from sqlalchemy.exc import IntegrityError, OperationalError
 
+    if url is None:
+        return optuna.storages.InMemoryStorage()
+    url = str(url)
+    if url.startswith(JOURNAL):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(url.removeprefix(JOURNAL)))
     for attempt in range(tries):
         try:
-            with warnings.catch_warnings():  # RetryFailedTrialCallback "is experimental"
-                warnings.simplefilter("ignore", ExperimentalWarning)
-                retry = RetryFailedTrialCallback(max_retry=3)
-            return RDBStorage(str(url), heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                              failed_trial_callback=retry)  # fmt: skip
+            return optuna.storages.RDBStorage(url)
         except (IntegrityError, OperationalError):
             if attempt == tries - 1:
                 raise
             time.sleep(0.1 * (attempt + 1))
 
 
-def open_study(url, name, sampler, directions, sweep_dir):
-    """The study `name` in the database at `url` (None: in memory), created or loaded, with
-    the trials of dead processes failed and enqueued again (see the module docstring)."""
-    import optuna
+def _trial_id(storage, study, number: int) -> int:
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def _retry(storage, study, trial) -> None:
+    """Fail `trial` (running in a dead process) and enqueue it again, once: another process
+    that fails it first does the enqueueing."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = _storage(url)
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                directions=directions, load_if_exists=True)  # fmt: skip
-    if storage is None:
-        return study
-    optuna.storages.fail_stale_trials(study)
-    retry = storage.get_failed_trial_callback()
+    try:
+        if not storage.set_trial_state_values(_trial_id(storage, study, trial.number),
+                                              TrialState.FAIL):  # fmt: skip
+            return
+    except UpdateFinishedTrialError:
+        return
+    retries = trial.user_attrs.get("retries", 0)
+    if retries < MAX_RETRY:
+        first = trial.user_attrs.get("retry_of", trial.number)
+        attrs = {"retry_of": first, "retries": retries + 1}
+        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+
+
+def fail_dead(storage, study, sweep_dir) -> int:
+    """Retry the running trials of dead processes (module docstring); how many."""
+    from optuna.trial import TrialState
+
+    now, dead = time.time(), 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        mine = trial.user_attrs.get("sweep") == sweep_dir  # this folder's earlier process: dead
-        if mine and storage.set_trial_state(trial._trial_id, TrialState.FAIL):
-            retry(study, copy.deepcopy(storage.get_trial(trial._trial_id)))
+        mine = trial.user_attrs.get("sweep") == sweep_dir  # this folder's earlier process
+        beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp())
+        if mine or now - beat > GRACE_S:
+            _retry(storage, study, trial)
+            dead += 1
+    return dead
+
+
+def open_study(storage, name, directions, sweep_dir):
+    """The study `name` in `storage`, created or loaded, with the trials of dead processes
+    failed and enqueued again (see the module docstring)."""
+    import optuna
+
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions,
+                                load_if_exists=True)  # fmt: skip
+    fail_dead(storage, study, sweep_dir)
     return study
+
+
+def make_sampler(conf, space: dict, done: int = 0):
+    """The sampler of `hydra.sweeper.sampler` (its `_target_` and keyword arguments; the grid
+    sampler gets the space's grid). A study continued after `done` trials draws new random
+    numbers (seeded by seed and done), not the first process's again: its random start-up
+    trials would repeat."""
+    from hydra.utils import instantiate
+
+    from mlrefresh.sweeps.space import grid
+
+    conf = dict(conf)
+    if conf.get("seed") is not None and done:
+        conf["seed"] = (int(conf["seed"]) + 7919 * done) % 2**32
+    if conf.get("_target_") == "optuna.samplers.GridSampler":
+        conf["search_space"] = grid(space)
+    return instantiate(conf)
 
 
 def trials_left(study, n_trials: int) -> int:
     """n_trials minus the trials taken: finished or running. A failed trial that was enqueued
-    again counts once, as its last retry (Optuna's `failed_trial` system attribute)."""
+    again counts once, as its last retry (user attribute `retry_of`)."""
     from optuna.trial import TrialState
 
     last = {}  # the first trial's number -> the latest trial of its retries
     for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get("surplus"):
             continue
-        first = trial.system_attrs.get("failed_trial", trial.number)
+        first = trial.user_attrs.get("retry_of", trial.number)
         if first not in last or trial.number > last[first].number:
             last[first] = trial
     taken = sum(t.state != TrialState.WAITING for t in last.values())
     return n_trials - taken
 
 
-def ask(study, n_trials: int, batch: int) -> list:
-    """Up to `batch` new trials, none beyond n_trials: another process asking at the same
-    moment may take the last ones; the trials past n_trials (the highest numbers, the same in
-    every process's view) are told failed and marked surplus, which trials_left skips."""
+def ask(study, space: dict, n_trials: int, batch: int) -> list:
+    """Up to `batch` new trials with `space` sampled, none beyond n_trials: another process
+    asking at the same moment may take the last ones; the trials past n_trials (the highest
+    numbers, the same in every process's view) are told failed and marked surplus, which
+    trials_left skips."""
     from optuna.trial import TrialState
 
-    trials = [study.ask() for _ in range(min(batch, trials_left(study, n_trials)))]
+    trials = [study.ask(space) for _ in range(min(batch, trials_left(study, n_trials)))]
     over = -trials_left(study, n_trials)
     if over > 0:
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -112,19 +173,17 @@ def ask(study, n_trials: int, batch: int) -> list:
 
 
 @contextlib.contextmanager
-def beating(study, trials):
-    """While the trials run: their heartbeats, every HEARTBEAT_S seconds (in memory: none)."""
-    storage = study._storage
-    if not getattr(storage, "is_heartbeat_enabled", lambda: False)():
-        yield
-        return
+def beating(storage, study, trials):
+    """While the trials run: their heartbeats, every HEARTBEAT_S seconds (user attribute
+    `heartbeat`, the time), so that other processes can tell a live trial from a dead one."""
+    ids = [_trial_id(storage, study, t.number) for t in trials]
     stop = threading.Event()
 
     def beat():
         while True:
-            for trial in trials:
+            for trial_id in ids:
                 with contextlib.suppress(Exception):  # the database is busy: the next beat
-                    storage.record_heartbeat(trial._trial_id)
+                    storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
             if stop.wait(HEARTBEAT_S):
                 return
 
@@ -135,15 +194,3 @@ def beating(study, trials):
     finally:
         stop.set()
         thread.join()
-
-
-def reseed(sampler, seed, done: int) -> None:
-    """A study continued after `done` trials draws new random numbers (seeded by seed and
-    done), not the first process's again: its random start-up trials would repeat."""
-    import numpy as np
-
-    if seed is None or not done:
-        return
-    for part in (sampler, getattr(sampler, "_random_sampler", None)):
-        if part is not None and hasattr(part, "_rng"):
-            part._rng = np.random.RandomState((int(seed) + 7919 * done) % 2**32)

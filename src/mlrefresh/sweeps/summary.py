@@ -20,7 +20,9 @@ Example:
     [('ok', 0.9)]
 """
 
+import contextlib
 import csv
+import io
 import os
 import sys
 from pathlib import Path
@@ -190,8 +192,11 @@ class SweepSummary(Callback):
         if hydra.mode != RunMode.MULTIRUN:
             return
         if job_return.status.name == "FAILED" and not os.path.exists(_record_path(hydra)):
-            error = f"{type(job_return._return_value).__name__}: {job_return._return_value}"
-            write_record("failed", 1, error)
+            try:  # a failed job's return_value raises its exception (and says so: held back)
+                with contextlib.redirect_stderr(io.StringIO()):
+                    job_return.return_value  # noqa: B018
+            except Exception as exc:  # noqa: BLE001 (the bug, recorded)
+                write_record("failed", 1, f"{type(exc).__name__}: {exc}")
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
