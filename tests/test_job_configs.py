@@ -169,8 +169,33 @@ def test_a_sweep_composes_once_for_its_jobs(tmp_path, monkeypatch, launcher):
     assert launcher == "basic" or "6 in 1 stack(s)" in result.stdout
     assert len(list(tmp_path.glob("*/metrics.json"))) == 6
     # the command's mode, its config, then one job's: the other five are derived from it, and
-    # the sweeper's check and the launcher get them again (Hydra composed each job twice)
-    assert len(calls) == 3, calls
+    # the sweeper's check and the launcher get them again (Hydra composed each job twice).
+    # This is also the canary of job_configs.install, the one step on Hydra's internals.
+    assert len(calls) == 3, (
+        f"Hydra composed {len(calls)} times, not 3: this Hydra release no longer hands the "
+        "running Hydra's config_loader (where job_configs.install puts JobConfigs) to the "
+        "sweeper and the launcher; find where it takes the loader now, or drop install (sweeps "
+        "compose each job twice again: docs/measurements.md, 'Private names')"
+    )
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["seed=1,2,3", "optim.lr=0.1,0.3"],
+        ["model=logistic,softmax", "seed=range(1,4)", "trainer.epochs=2", "seed=7,8"],
+        ["+x=choice(a,b)", "loss=ce", "optim.lr=range(0.1,0.4,0.1)", "dataset.classes=[3,8]"],
+        ["seed=1", "~trainer.threads", "++y=1,2"],
+    ],
+)
+def test_the_basic_sweepers_expansion_is_hydras_own(given):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # the reference
+
+    from mlrefresh.sweeps.job_configs import _expand
+
+    parsed = OverridesParser.create().parse_overrides(given)
+    (theirs,) = BasicSweeper.split_arguments(parsed, None)
+    assert _expand(parsed) == theirs
 
 
 def test_the_basic_sweepers_jobs_come_from_its_params_and_the_command_line():

@@ -72,3 +72,41 @@ def test_src_calls_only_torchs_public_api():
             if isinstance(node, ast.Call) and _dotted(node.func) == "super" and node.args:
                 assert _dotted(node.args[0]) != "torch.autograd.Function", path
     assert {name for _, name in used} <= PRIVATE_TORCH, sorted(used)
+
+
+def _private_names(tree) -> tuple[set, list]:
+    """(the names a module defines, (what, line) of each private name it uses: a module path
+    with a `_` part, an attribute `x._name`)."""
+    defined, used = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id if isinstance(node, ast.Name) else node.attr)
+        elif isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            modules += [a.name for a in node.names if isinstance(node, ast.Import)]
+            defined.update(a.asname or a.name for a in node.names)
+            used += [(f"import {m}", node.lineno) for m in modules
+                     if any(p.startswith("_") for p in m.split("."))]  # fmt: skip
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            if not node.attr.endswith("__"):
+                used.append((node.attr, node.lineno))
+    return defined, used
+
+
+def test_src_uses_no_private_name_of_hydra_omegaconf_optuna_or_any_other_package():
+    """No hydra._internal, omegaconf._impl, no `x._name` that src/ does not define itself
+    (JobReturn._return_value, Optuna's trial._trial_id, study._storage, sampler._rng, the
+    plugin's _impl: issue 32). Hydra's one internal step, job_configs.install, has no private
+    name and its own canary (test_job_configs.test_a_sweep_composes_once_for_its_jobs)."""
+    trees = {p: ast.parse(p.read_text()) for p in SRC.rglob("*.py")}
+    defined, found = set(), []
+    for path, tree in trees.items():
+        names, used = _private_names(tree)
+        defined |= names
+        found += [(str(path.relative_to(SRC)), what, line) for what, line in used]
+    foreign = [f for f in found if f[1].startswith("import ") or f[1] not in defined]
+    assert foreign == [], foreign
