@@ -227,6 +227,8 @@ SETTINGS = [  # (the sweep's command line, the error line's text)
      "(optuna.samplers.TPESampler) cannot be made: "),
     ([*OPTUNA, "hydra/sweeper/sampler=grid"], "the grid sampler needs a list of values for "
      "optim.lr, not an interval"),
+    ([*OPTUNA, "hydra/sweeper/sampler=grid", "optim.lr=choice(0.1,0.3)"], "the grid sampler "
+     "walks the grid of the search space alone; custom_search_space"),
     ([*OPTUNA, "hydra.sweeper.custom_search_space=no.such.fn"], "hydra.sweeper."
      "custom_search_space=no.such.fn is not a function that can be imported"),
     (["hydra/launcher=joblib", "hydra.launcher.prefer=bogus"], "hydra.launcher.prefer=bogus must"),

@@ -91,9 +91,8 @@ def _private_names(tree) -> tuple[set, list]:
             defined.update(a.asname or a.name for a in node.names)
             used += [(f"import {m}", node.lineno) for m in modules
                      if any(p.startswith("_") for p in m.split("."))]  # fmt: skip
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-            if not node.attr.endswith("__"):
-                used.append((node.attr, node.lineno))
+        elif isinstance(node, ast.Attribute) and node.attr[:1] == "_" and node.attr[-2:] != "__":
+            used.append((node.attr, node.lineno))
     return defined, used
 
 

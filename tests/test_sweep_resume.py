@@ -237,6 +237,36 @@ def test_a_study_killed_after_three_trials_completes_exactly_n_trials(tmp_path):
     assert sum("resuming" in log for log in logs) == 1  # the retry went on from its last.pt
 
 
+@pytest.mark.slow
+def test_a_study_killed_in_its_first_trial_and_again_in_the_resume_has_n_trials(tmp_path):
+    """Killed during the first trial, then the resume killed during its first: the third
+    command finishes the study with n_trials folders and rows, each trial's folder once (it
+    had 3 folders for n_trials=4; issue 34, item 2)."""
+    sweep = tmp_path / "study"
+    args = ["-m", *STUDY, "hydra.sweeper.n_trials=4"]
+    stop_part_way(args, sweep, signal.SIGKILL, done=0)
+    (last,) = sweep.glob("*/last.pt")
+    saved = last.stat().st_mtime_ns
+    child = subprocess.Popen([sys.executable, TRAIN, *args, f"hydra.sweep.dir={sweep}"],
+                             cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while last.stat().st_mtime_ns == saved:  # the resumed trial saved an epoch more
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.02)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    again = run_process(*args, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    rows = read_csv(sweep / "summary.csv")
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
+    assert len({r["folder"] for r in rows}) == 4
+    jobs = [p for p in sweep.iterdir() if p.is_dir() and p.name[0] != "."]
+    assert len(jobs) == 4, sorted(p.name for p in jobs)
+    states = trial_states(sweep / "optuna.db")
+    assert states.count("COMPLETE") == 4 and "RUNNING" not in states, states
+
+
 def _open_at_the_barrier(url, barrier) -> str:
     from mlrefresh.sweeps.study import open_storage
 

@@ -111,6 +111,74 @@ def test_optuna_study_without_a_success_ends_in_one_line(tmp_path):
     assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["refused", "refused"]
 
 
+def test_optuna_study_stops_in_one_line_past_its_max_failure_rate(tmp_path):
+    sweep = tmp_path / "study"
+    args = ["hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=0", "optim.lr=1e7",
+            "trainer.epochs=1", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    result = run("-m", "hparams_search=optuna", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith(
+        "error: 1 of 1 trials of a batch failed, more than hydra.sweeper.max_failure_rate=0.0 "
+        "allows; see their error lines, or raise it (1.0: the study goes on)"
+    )
+    assert [r["status"] for r in read_csv(sweep / "summary.csv")] == ["refused"]  # no more
+    import optuna
+
+    study = optuna.load_study(study_name="mlrefresh", storage=f"sqlite:///{sweep}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["FAIL"]  # told to Optuna as failed
+
+
+def test_a_damaged_study_database_is_one_line(tmp_path):
+    sweep = tmp_path / "study"
+    args = ["-m", "hparams_search=optuna", "trainer.epochs=1", f"hydra.sweep.dir={sweep}"]
+    assert run(*args, "hydra.sweeper.n_trials=1").returncode == 0
+    with open(sweep / "optuna.db", "r+b") as f:  # truncated: a disk that filled, a bad copy
+        f.truncate(5000)
+    result = run(*args, "hydra.sweeper.n_trials=2")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: the study's storage sqlite:///{sweep}/optuna.db cannot be read "
+        "((sqlite3.DatabaseError) database disk image is malformed); move the damaged file "
+        "away to start the study anew, or give another hydra.sweeper.storage"
+    ]
+
+
+def test_a_grid_study_from_the_command_line(tmp_path):
+    sweep = tmp_path / "grid"
+    grid = ["hydra/sweeper/sampler=grid", "hydra.sweeper.custom_search_space=null", "optim=sgd",
+            "optim.weight_decay=0.0", "optim.lr=choice(0.1,0.3)", "seed=1,2"]  # fmt: skip
+    result = run(
+        "-m", "hparams_search=optuna", *grid, "trainer.epochs=1", f"hydra.sweep.dir={sweep}"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(sweep / "summary.csv")
+    assert sorted((r["optim.lr"], r["seed"]) for r in rows) == [
+        ("0.1", "1"), ("0.1", "2"), ("0.3", "1"), ("0.3", "2")]  # fmt: skip
+
+
+def test_a_grid_study_walks_its_grid_once():
+    """The grid sampler's study: n_trials at most the grid's size, each point once."""
+    import optuna
+
+    from mlrefresh.sweeps.space import study_space
+    from mlrefresh.sweeps.study import ask, make_sampler, open_storage, open_study, tell
+
+    grid = {"_target_": "optuna.samplers.GridSampler", "seed": 0}
+    params = {"optim": "choice(sgd, adam)", "seed": "range(1, 4)"}
+    space, fixed, n_trials = study_space(params, ["trainer.epochs=2"], grid, 20)
+    assert (n_trials, fixed) == (6, {"trainer.epochs": "2"})
+    storage = open_storage(None)
+    study = open_study(storage, "g", ["minimize"], "/nowhere")
+    study.sampler = make_sampler(grid, space)
+    points = []
+    while trials := ask(study, space, n_trials, 4):
+        for t in trials:
+            points.append((t.params["optim"], t.params["seed"]))
+            tell(study, t, 0.0)
+    assert sorted(points) == sorted((o, s) for o in ("sgd", "adam") for s in (1, 2, 3))
+    assert isinstance(study.sampler, optuna.samplers.GridSampler)
+
+
 @pytest.mark.slow
 def test_optuna_without_optuna_says_how_to_install_it(tmp_path):
     hide = ("import runpy, sys; sys.modules['optuna'] = None; "

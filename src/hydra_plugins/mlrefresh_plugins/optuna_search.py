@@ -89,11 +89,19 @@ class OptunaSearch(Sweeper):
         space, fixed, n_trials = study_space(self.params, arguments, self.sampler_conf,
                                              self.n_trials)  # fmt: skip
         extend = get_method(self.custom_search_space) if self.custom_search_space else None
-        storage = open_storage(self.storage)
         directions = self._directions()
-        study = open_study(storage, self.study_name, directions, sweep_dir)
+        try:
+            storage = open_storage(self.storage)
+            study = open_study(storage, self.study_name, directions, sweep_dir)
+        except Exception as exc:  # noqa: BLE001 (a damaged or truncated database or journal)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self._stop(f"the study's storage {self.storage} cannot be read ({first}); move the "
+                       "damaged file away to start the study anew, or give another "
+                       "hydra.sweeper.storage")  # fmt: skip
+            return
         done = n_trials - trials_left(study, n_trials)
-        study.sampler = sampler = make_sampler(self.sampler_conf, space, done)
+        made = len(study.get_trials(deepcopy=False))  # a continued study: new random numbers
+        study.sampler = sampler = make_sampler(self.sampler_conf, space, made)
         log.info(f"Study name: {study.study_name}")
         log.info(f"Storage: {self.storage or 'in memory'}; {done} of {n_trials} trials taken")
         log.info(f"Sampler: {type(sampler).__name__}")
@@ -120,15 +128,15 @@ class OptunaSearch(Sweeper):
     @staticmethod
     def _tell(study, trials, returns) -> int:
         """Each trial's value (the job's return) or its failure; the number of failures."""
-        from optuna.trial import TrialState
+        from mlrefresh.sweeps.study import tell
 
         failures = 0
         for trial, ret in zip(trials, returns):
             value = ret.return_value if ret.status.name == "COMPLETED" else None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                study.tell(trial, float(value))
+                tell(study, trial, float(value))
             else:
-                study.tell(trial, state=TrialState.FAIL)
+                tell(study, trial, None)
                 log.warning("a trial failed (refused or diverged: see its error line)")
                 failures += 1
         return failures

@@ -129,6 +129,14 @@ def check_sweeper(sweeper: dict, overrides=(), config=None) -> None:
             "the sampler's arguments in Optuna's documentation"
         ) from None
     _check_custom(sweeper.get("custom_search_space"))
+    if sampler.get("_target_") == "optuna.samplers.GridSampler" and sweeper.get(
+        "custom_search_space"
+    ):
+        raise ConfigError(
+            "the grid sampler walks the grid of the search space alone; custom_search_space "
+            f"({sweeper['custom_search_space']}) adds keys off the grid: add "
+            "hydra.sweeper.custom_search_space=null"
+        )
     _check_storage(sweeper.get("storage"))
 
 

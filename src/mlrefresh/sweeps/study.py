@@ -38,6 +38,7 @@ __all__ = [
     "make_sampler",
     "open_storage",
     "open_study",
+    "tell",
     "trials_left",
 ]
 
@@ -119,18 +120,19 @@ def open_study(storage, name, directions, sweep_dir):
     return study
 
 
-def make_sampler(conf, space: dict, done: int = 0):
+def make_sampler(conf, space: dict, made: int = 0):
     """The sampler of `hydra.sweeper.sampler` (its `_target_` and keyword arguments; the grid
-    sampler gets the space's grid). A study continued after `done` trials draws new random
-    numbers (seeded by seed and done), not the first process's again: its random start-up
-    trials would repeat."""
+    sampler gets the space's grid). A study continued with `made` trials in it (any state: a
+    failed one and its retry too) draws new random numbers (seeded by seed and made), not the
+    first process's again: its random start-up trials would repeat, a trial's parameters and
+    folder twice."""
     from hydra.utils import instantiate
 
     from mlrefresh.sweeps.space import grid
 
     conf = dict(conf)
-    if conf.get("seed") is not None and done:
-        conf["seed"] = (int(conf["seed"]) + 7919 * done) % 2**32
+    if conf.get("seed") is not None and made:
+        conf["seed"] = (int(conf["seed"]) + 7919 * made) % 2**32
     if conf.get("_target_") == "optuna.samplers.GridSampler":
         conf["search_space"] = grid(space)
     return instantiate(conf)
@@ -167,9 +169,25 @@ def ask(study, space: dict, n_trials: int, batch: int) -> list:
         surplus = set(taken[-over:])
         for trial in [t for t in trials if t.number in surplus]:
             trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
+            tell(study, trial, None)
             trials.remove(trial)
     return trials
+
+
+def tell(study, trial, value: float | None) -> None:
+    """Tell the study the trial's value, or (None) that it failed. The grid sampler stops the
+    study once its grid is walked (`study.stop()`, which Optuna allows only inside
+    `optimize`): the trial is recorded all the same, and ask() asks no more."""
+    from optuna.trial import TrialState
+
+    try:
+        if value is None:
+            study.tell(trial, state=TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 @contextlib.contextmanager
