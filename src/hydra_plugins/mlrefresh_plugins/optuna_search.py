@@ -33,6 +33,15 @@ from omegaconf import MISSING, OmegaConf
 from mlrefresh.runs import session
 from mlrefresh.sweeps.settings import DEFAULT_OBJECTIVE
 from mlrefresh.sweeps.space import study_space, trial_overrides
+from mlrefresh.sweeps.study import (
+    ask,
+    beating,
+    make_sampler,
+    open_storage,
+    open_study,
+    tell,
+    trials_left,
+)
 
 __all__ = ["OptunaSearch", "OptunaSearchConf"]
 
@@ -74,15 +83,6 @@ class OptunaSearch(Sweeper):
 
     def sweep(self, arguments: list[str]) -> None:
         from hydra.utils import get_method
-
-        from mlrefresh.sweeps.study import (
-            ask,
-            beating,
-            make_sampler,
-            open_storage,
-            open_study,
-            trials_left,  # fmt: skip
-        )
 
         _quiet_optuna(OmegaConf.select(self.config, "hydra.verbose"))
         sweep_dir = os.path.abspath(str(self.config.hydra.sweep.dir))
@@ -128,8 +128,6 @@ class OptunaSearch(Sweeper):
     @staticmethod
     def _tell(study, trials, returns) -> int:
         """Each trial's value (the job's return) or its failure; the number of failures."""
-        from mlrefresh.sweeps.study import tell
-
         failures = 0
         for trial, ret in zip(trials, returns):
             value = ret.return_value if ret.status.name == "COMPLETED" else None
