@@ -1,4 +1,4 @@
-# make train | test | test-slow | test-all | claims | figures | lint | bench | tensorboard
+# make train | test | test-slow | test-all | claims | figures | lint | bench | tensorboard | dist
 # (ARGS="..." passes arguments on, e.g. make test ARGS="-k resume")
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ ARGS ?=
 # package's own open range would take the newest release, a CUDA build of several GB
 TORCH ?= torch==2.13.*
 
-.PHONY: train test test-slow test-all claims figures lint format bench bytecode tensorboard clean
+.PHONY: train test test-slow test-all claims figures lint format bench bytecode tensorboard dist clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,8 +62,13 @@ bench: $(STAMP)
 	$(MAKE) --no-print-directory bytecode
 	$(BIN)/python scripts/bench.py $(ARGS)
 
+# the sdist and, built from it, the wheel, in dist/ (pip install dist/mlrefresh-*.whl elsewhere)
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist
+
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir outputs
 
 clean:
-	rm -rf outputs .pytest_cache .ruff_cache
+	rm -rf outputs dist build .pytest_cache .ruff_cache

@@ -36,7 +36,7 @@ if _stopped:
     sys.exit(128 + _stopped[0])
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="../src/mlrefresh/configs", config_name="train")
 @task  # the project's own job (the stacked launcher may train several as one stack)
 def main(cfg) -> float | None:
     return run_job(cfg)  # the final validation accuracy, for a sweeper to optimise

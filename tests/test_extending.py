@@ -142,8 +142,9 @@ def rings(
 
 def project_copy(tmp_path) -> Path:
     copy = tmp_path / "project"
-    for part in ("src", "configs", "scripts"):
+    for part in ("src", "scripts"):
         shutil.copytree(ROOT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    os.symlink(os.readlink(ROOT / "configs"), copy / "configs")  # a link into src/, as in ROOT
     return copy
 
 

@@ -5,12 +5,10 @@ are not ours, so the stacked launcher runs their jobs one by one, through its ow
 (sweeps/job_configs.py) and Hydra's run_job."""
 
 import pytest
-from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.singleton import Singleton
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 from hydra.version import VersionBase
-from omegaconf import OmegaConf
 
 from helpers import CONFIGS
 
@@ -28,16 +26,6 @@ def fresh_hydra():
     Singleton._instances.pop(VersionBase, None)  # made again at first use, with none given
     yield
     Singleton.set_state(state)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def stacked_in_config_store():
-    """The in-process suite's apps find configs/hydra/launcher/stacked.yaml in Hydra's store."""
-    store = ConfigStore.instance()
-    node = OmegaConf.load(f"{CONFIGS}/hydra/launcher/stacked.yaml")
-    store.store(group="hydra/launcher", name="stacked", node=node)
-    yield
-    store.repo["hydra"]["launcher"].pop("stacked.yaml", None)
 
 
 @pytest.mark.parametrize("launcher_name, overrides", [("stacked", [])])

@@ -49,3 +49,12 @@ class SweepStopped(BaseException):  # noqa: N818 (ends the program, as Interrupt
     BaseException, so that Hydra passes it on instead of printing a traceback."""
 
     exit_code = 1
+
+
+class CommandFailed(UserError):
+    """mlrefresh.run or mlrefresh.sweep (api.py) ended as the command line would with an
+    `error:` line: str(exc) is that line's text, exit_code the command's exit code."""
+
+    def __init__(self, line: str, exit_code: int) -> None:
+        super().__init__(line)
+        self.exit_code = exit_code

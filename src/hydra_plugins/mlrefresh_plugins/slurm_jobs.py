@@ -15,6 +15,7 @@ Example:
 import shlex
 
 from mlrefresh.errors import SweepStopped
+from mlrefresh.runs.console import command
 
 try:
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher
@@ -41,5 +42,5 @@ if submitit_launcher is not None:
                 raise SweepStopped(
                     f"a SLURM job of the sweep in {sweep} ended without a result (cancelled, "
                     f"out of time, or its node failed: {first}); the finished jobs are kept, "
-                    f"resume the sweep with: python scripts/train.py -m {resume}"
+                    f"resume the sweep with: {command()} -m {resume}"
                 ) from None

@@ -23,11 +23,14 @@ Example:
 """
 
 import copy
+import dataclasses
 import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
@@ -42,7 +45,7 @@ from mlrefresh.sweeps.launchers import cores, stack_threads, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
 
-__all__ = ["StackedLauncher", "group_key"]
+__all__ = ["StackedLauncher", "StackedLauncherConf", "group_key"]
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +194,17 @@ class StackedLauncher(Launcher):
         if stopped is not None:
             raise stopped
         return runs
+
+
+@dataclasses.dataclass
+class StackedLauncherConf:
+    """hydra/launcher=stacked, stored here so that every Hydra app finds it (an installed
+    mlrefresh, Hydra's test runners): `hydra.launcher.max_models` jobs at most in one stack
+    (memory: M x batch x features floats a step)."""
+
+    _target_: str = "hydra_plugins.mlrefresh_plugins.stacked_launcher.StackedLauncher"
+    max_models: Any = 32  # checked by launchers.check_launcher, in its own words
+
+
+ConfigStore.instance().store(group="hydra/launcher", name="stacked", node=StackedLauncherConf,
+                             provider="mlrefresh")  # fmt: skip

@@ -3,7 +3,8 @@ the command line and its messages.
 
 Owns: run folders and who may write them (rundir, locks), last.pt/model.pt/metrics.json
 (checkpoint, resume), a job's files and event writer (jobs), Ctrl-C/SIGTERM (signals), the
-`scripts/train.py` entry point (cli) and its one-line errors (console), reading a run's records
+`scripts/train.py` / `mlrefresh` entry point (cli) and its one-line errors (console), the same
+in-process for Python (api: mlrefresh.run, mlrefresh.sweep), reading a run's records
 back (records), and what one command learns while it runs (session: the one object the parts
 Hydra calls back share; signals keeps the signal handler's flag, which is the process's).
 

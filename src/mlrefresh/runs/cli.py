@@ -33,6 +33,8 @@ from mlrefresh.errors import ConfigError, DivergedError, SweepStopped, UserError
 from mlrefresh.runs import locks, rundir, session, signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.console import (
+    COMMAND,
+    SCRIPT,
     HeldStderr,
     hydra_error_from,
     hydra_quote,
@@ -96,6 +98,7 @@ def run_job(cfg) -> float | None:
 
     hydra = HydraConfig.get()
     run_dir = hydra.runtime.output_dir
+    session.current().runs.append(run_dir)
     release = getattr(sys.stderr, "release", None)  # Hydra's part is over (console.HeldStderr)
     if release:
         release()
@@ -198,9 +201,11 @@ def _hydra_exited(exc: SystemExit, held: HeldStderr) -> int:
     return code
 
 
-def launch(hydra_main) -> int:
+def launch(hydra_main, command: str = SCRIPT) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
-    starts from nothing that an earlier call in the same process left (tests run it in-process)."""
+    starts from nothing an earlier call in the process left (tests run it in-process). `command`:
+    how the user runs it, for lines that say what to type next (console.command)."""
+    os.environ[COMMAND] = command
     signals.install()  # first: a signal from here on is said in one line
     threads = torch.get_num_threads()  # a command sets its own (_set_threads); put back after
     session.start()  # what this command learns: nothing yet (tests run many in one process)
@@ -243,8 +248,8 @@ def launch(hydra_main) -> int:
             if held.released and rundir.sweep_dir():  # jobs in other processes (joblib)
                 sweep = rundir.sweep_dir()
                 _say(f"{exc} during the sweep in {sweep}; resume it (finished jobs are kept, "
-                     "interrupted ones continue from their last.pt) with: python "
-                     f"scripts/train.py -m {shlex.quote(f'sweep.resume={sweep}')}")  # fmt: skip
+                     f"interrupted ones continue from their last.pt) with: {command()} -m "
+                     f"{shlex.quote(f'sweep.resume={sweep}')}")  # fmt: skip
             else:
                 _say(f"{exc} before the run started; nothing was saved")
             rundir.discard_unused()

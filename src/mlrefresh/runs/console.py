@@ -21,7 +21,10 @@ import sys
 import threading
 
 __all__ = [
+    "COMMAND",
+    "SCRIPT",
     "HeldStderr",
+    "command",
     "hydra_error_from",
     "hydra_error_line",
     "hydra_quote",
@@ -32,6 +35,15 @@ __all__ = [
 ]
 
 _GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+COMMAND = "MLREFRESH_COMMAND"  # how the user runs the program (set by cli.launch)
+SCRIPT = "python scripts/train.py"  # a checkout's; installed: mlrefresh, python -m mlrefresh
+
+
+def command() -> str:
+    """How the user runs the program, for a line that says what to type next: the checkout's
+    `python scripts/train.py`, or `mlrefresh` / `python -m mlrefresh` (cli.launch sets it; a
+    launcher's job in another process inherits it)."""
+    return os.environ.get(COMMAND) or SCRIPT
 
 
 def hydra_quote(value: str) -> str:
@@ -75,10 +87,7 @@ def _cannot_parse(first: str) -> str:
 
 
 def _unknown_key(key: str) -> str:
-    return (
-        f"error: unknown key {key}; check the spelling "
-        "(python scripts/train.py --cfg job lists every key)"
-    )
+    return f"error: unknown key {key}; check the spelling ({command()} --cfg job lists every key)"
 
 
 def sweep_without_multirun(argv: list[str]) -> str | None:
@@ -206,7 +215,7 @@ class HeldStderr(io.TextIOBase):
         what = lines[-1].split(": error: ", 1)[1]
         self._stream.write(
             f"error: {what}; options such as --config-dir or --cfg go before the overrides, "
-            "e.g. python scripts/train.py --config-dir DIR model=softmax\n" + held
+            f"e.g. {command()} --config-dir DIR model=softmax\n" + held
         )
         self._stream.flush()
         return True

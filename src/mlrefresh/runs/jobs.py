@@ -25,6 +25,7 @@ from mlrefresh.checks import flatten
 from mlrefresh.errors import DivergedError, OutputError, UserError
 from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import save_json, save_last, save_torch, saved_config, to_cpu
+from mlrefresh.runs.console import command
 from mlrefresh.runs.resume import check_tensors
 
 __all__ = ["Job", "interrupted"]
@@ -56,9 +57,9 @@ def interrupted(job, epoch, epochs) -> signals.Interrupted:
     """The error of a job stopped by a signal in `epoch`, saying how to resume it."""
     run_dir = job.run_dir
     if job.saved_epoch:
-        how = f"resume with: python scripts/train.py {shlex.quote(f'trainer.resume={run_dir}')}"
+        how = f"resume with: {command()} {shlex.quote(f'trainer.resume={run_dir}')}"
         if sweep := _sweep_dir():
-            how += (" (the whole sweep: python scripts/train.py -m "
+            how += (f" (the whole sweep: {command()} -m "
                     f"{shlex.quote(f'sweep.resume={sweep}')})")  # fmt: skip
     elif epoch > 1:  # trainer.checkpoint_every > 1: logged, but no last.pt yet
         how = f"epochs 1-{epoch - 1} are logged in {run_dir}; no last.pt yet, nothing to resume"
@@ -187,8 +188,11 @@ class Job:
         for key in ("nll/val", "kl/val", "entropy/val"):
             result.setdefault(key, None)
         weights = to_cpu(self.state_of()[0])  # loadable without a GPU
+        linear = next(m for m in self.model.modules() if isinstance(m, torch.nn.Linear))
+        shape = {"num_features": linear.in_features, "num_classes": self.model.num_classes}
         save_torch(os.path.join(self.run_dir, "model.pt"),
-                   {"state_dict": weights, "config": self.resolved, "metrics": result})  # fmt: skip
+                   {"state_dict": weights, "config": self.resolved, "metrics": result,
+                    "shape": shape})  # fmt: skip
         save_json(os.path.join(self.run_dir, "metrics.json"), result)
         accuracy = 100 * result["accuracy/val"]
         self.log(f"val accuracy {accuracy:.2f}% after {seconds:.2f} s in {self.run_dir}")

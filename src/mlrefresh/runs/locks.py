@@ -3,6 +3,8 @@
 The lock belongs to an open descriptor of the folder, so it ends when the process ends, however
 it ends (SIGKILL, the out-of-memory killer, a node that dies takes its locks with it): a folder is
 never left stuck. A second process that asks for a held folder gets an OutputError in one line.
+flock is POSIX: where Python has no `fcntl` (Windows), folders are not held (a second process in
+one folder is not refused there); everything else works.
 
 Example:
     >>> import tempfile
@@ -13,7 +15,6 @@ Example:
     >>> let_go(folder)
 """
 
-import fcntl
 import os
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def hold(folder) -> bool:
     key, held = _key(folder), current().held
     if key in held:
         return False
+    try:
+        import fcntl  # POSIX only
+    except ImportError:  # Windows: not held (see the module docstring)
+        held[key] = None
+        return True
     fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -27,6 +27,7 @@ class Session:
     before: dict[Path, set[str]] = field(default_factory=dict)  # named folders that existed:
     # their entries then (rundir.discard removes only what is new)
     sweep: str | None = None  # this command's sweep folder, once claimed (rundir)
+    runs: list[str] = field(default_factory=list)  # each job's run folder, as it starts (cli)
     held: dict[Path, int] = field(default_factory=dict)  # folders held: the lock's descriptor
     codes: list[int] = field(default_factory=list)  # each job's run here, each sweep's worst
 

@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ConfigError, ResumeError
 from mlrefresh.runs.checkpoint import save_json
-from mlrefresh.runs.console import hydra_quote, hydra_unquote
+from mlrefresh.runs.console import command, hydra_quote, hydra_unquote
 from mlrefresh.runs.rundir import JOBS, RESUMED
 from mlrefresh.schema import complete
 
@@ -108,7 +108,7 @@ def check_same_sweep(sweep_dir, saved: list[str], given: list[str]) -> None:
     added or left out, or a saved value missing (added values are new jobs)."""
     old, new = _values(saved), _values(given)
     how = (f"give its overrides again (more values add jobs), resume it as it was with "
-           f"python scripts/train.py -m sweep.resume={sweep_dir}, or start a new sweep in "
+           f"{command()} -m sweep.resume={sweep_dir}, or start a new sweep in "
            "another folder")  # fmt: skip
     for key in [*old, *(k for k in new if k not in old)]:
         if key not in new:

@@ -21,6 +21,7 @@ import numbers
 import os
 
 from mlrefresh.errors import ConfigError
+from mlrefresh.runs.console import command
 
 __all__ = ["check_launcher_keys", "check_sweeper"]
 
@@ -151,7 +152,7 @@ def _check_key(config, key: str) -> None:
     if OmegaConf.select(config, bare, default=_ABSENT, throw_on_missing=False) is _ABSENT:
         raise ConfigError(
             f"unknown key {bare} in the search space (hydra.sweeper.params or the command line); "
-            "check the spelling (python scripts/train.py --cfg job lists every key)"
+            f"check the spelling ({command()} --cfg job lists every key)"
         )
 
 
