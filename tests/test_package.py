@@ -5,6 +5,7 @@ API, each writing under that folder's outputs/ (slow tier: the install takes a m
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,8 +26,13 @@ def _run(*command, cwd=None, timeout=900):
 def installed(tmp_path_factory):
     """(the wheel, the fresh venv's bin folder, an empty folder to work in)."""
     tmp = tmp_path_factory.mktemp("package")
+    source = tmp / "source"  # built from a copy: pip builds in the tree it is given
+    shutil.copytree(os.path.join(ROOT, "src"), source / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(os.path.join(ROOT, name), source / name)
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp / "dist"), ROOT)  # fmt: skip
+         "-w", str(tmp / "dist"), str(source))  # fmt: skip
     (wheel,) = glob.glob(str(tmp / "dist" / "mlrefresh-*.whl"))
     _run(sys.executable, "-m", "venv", str(tmp / "venv"))
     bin_ = tmp / "venv" / "bin"
