@@ -374,3 +374,43 @@ def test_a_slurm_array_cancelled_part_way_is_resumed_by_the_same_command(tmp_pat
     again = run_process(*args, timeout=600)
     assert again.returncode == 0, again.stderr
     check_resumed(sweep, reference, kept)
+
+
+# -- what a kill leaves (issue 34, item 1) -------------------------------------------------------
+
+
+def test_a_sweep_killed_while_it_wrote_its_manifest_starts_again_with_the_same_command(tmp_path):
+    """SIGKILL during the atomic write of .jobs/sweep.json leaves .jobs/ with the write's
+    temporary file and nothing else (no job had started): the same command is the sweep (it
+    was refused: the folder is not empty)."""
+    sweep = tmp_path / "s"
+    (sweep / ".jobs").mkdir(parents=True)
+    (sweep / ".jobs" / ".sweep.json.k2x9_abq.tmp").write_text('{"task": ["se')
+    result = run("-m", *QUICK, f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr
+    assert len(read_csv(sweep / "summary.csv")) == 2
+    assert not list(sweep.rglob("*.tmp"))
+
+
+def test_the_temporary_files_of_killed_writes_are_removed_when_the_sweep_resumes(tmp_path):
+    """Every interrupted atomic write (last.pt, model.pt, metrics.json, summary.csv, .jobs/N.json,
+    .jobs/N.folder) left its `.<name>.<random>.tmp`, also after the resume finished; a user's
+    own files that look alike stay."""
+    sweep = tmp_path / "s"
+    assert run("-m", *QUICK, f"hydra.sweep.dir={sweep}").returncode == 0
+    job = next(p for p in sweep.iterdir() if p.is_dir() and p.name[0] != ".")
+    ours = [
+        job / ".last.pt.a1b2c3d4.tmp",
+        job / ".model.pt.zz_09xyq.tmp",
+        job / ".metrics.json.qwertyui.tmp",
+        sweep / ".summary.csv.abcdefgh.tmp",
+        sweep / ".jobs" / ".1.json.12345678.tmp",
+        sweep / ".jobs" / ".0.folder.a_b_c_d_.tmp",
+    ]
+    users = [job / ".notes.abcdefgh.tmp", sweep / "draft.tmp", job / ".last.pt.tmp"]
+    for path in ours + users:
+        path.write_bytes(b"half")
+    again = run("-m", *QUICK, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    assert [p for p in ours if p.exists()] == []
+    assert all(p.read_bytes() == b"half" for p in users)

@@ -5,7 +5,9 @@ Every file goes to a temporary name of its own, then is renamed into place.
 A kill at any moment leaves the previous file or the new one, never half of one; the temporary
 name is unique (`.model.pt.<random>.tmp`), so two writers in one folder never share it, and it
 is removed whatever goes wrong (a full disk, Ctrl-C). A write that fails says so in one line
-(`OutputError`).
+(`OutputError`). Only SIGKILL (or a power cut) leaves the temporary file behind: the next process
+that holds the folder removes it (`remove_leftovers`, called by locks.hold; our own file names
+only, never a user's file).
 
 `save_last` writes last.pt at the end of an epoch: model, optimizer, RNG states, the metrics so
 far and the config; `load_last` reads it back for `trainer.resume=<run dir>`, refusing a missing
@@ -20,8 +22,10 @@ Example:
     ['metrics.json']
 """
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -31,8 +35,14 @@ from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, ResumeError
 
-__all__ = ["LAST", "load_last", "save_atomically", "save_json", "save_last", "save_torch",
-           "to_cpu"]  # fmt: skip
+__all__ = ["LAST", "load_last", "remove_leftovers", "save_atomically", "save_json", "save_last",
+           "save_torch", "to_cpu"]  # fmt: skip
+
+# the temporary files save_atomically makes for the files we write (mkstemp: 8 random characters)
+_OURS = (
+    r"last\.pt|model\.pt|metrics\.json|summary\.csv|sweep\.json|resume\.json|\d+\.json|\d+\.folder"
+)
+LEFTOVER = re.compile(rf"\.(?:{_OURS})\.[a-z0-9_]{{8}}\.tmp")
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -62,6 +72,24 @@ def save_atomically(path, write) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_leftovers(folder) -> list[str]:
+    """Remove the temporary files of writes that a kill interrupted in `folder` and its `.jobs/`
+    (only save_atomically's names for our own files); the names removed. Call it only while
+    holding the folder: another live process may be writing there otherwise."""
+    removed = []
+    for where in (folder, os.path.join(folder, ".jobs")):
+        try:
+            names = os.listdir(where)
+        except OSError:
+            continue
+        for name in names:
+            if LEFTOVER.fullmatch(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(where, name))
+                removed.append(name)
+    return removed
 
 
 def save_json(path, obj) -> None:

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from mlrefresh.errors import OutputError
+from mlrefresh.runs.checkpoint import remove_leftovers
 from mlrefresh.runs.session import current
 
 __all__ = ["hold", "let_go"]
@@ -49,6 +50,7 @@ def hold(folder) -> bool:
             "to end, or choose another folder"
         ) from None
     held[key] = fd
+    remove_leftovers(key)  # a killed writer's temporary files: ours now, and no one writes them
     return True
 
 

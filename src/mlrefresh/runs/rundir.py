@@ -196,8 +196,10 @@ def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise OutputError(f"cannot write to the run folder {path}; choose another place")
         try:
-            hold(folder)
+            hold(folder)  # and its killed writers' temporary files removed (checkpoint.py)
             entries = os.listdir(folder)
+            if key == "hydra.sweep.dir" and entries == [JOBS] and not os.listdir(folder / JOBS):
+                entries = []  # killed while it wrote its manifest: nothing of the sweep ran
             if entries and not resume and _key(folder) not in made:
                 raise _not_empty(path, folder, key, entries)
         except OutputError:
