@@ -414,3 +414,26 @@ def test_the_temporary_files_of_killed_writes_are_removed_when_the_sweep_resumes
     assert again.returncode == 0, again.stderr
     assert [p for p in ours if p.exists()] == []
     assert all(p.read_bytes() == b"half" for p in users)
+
+
+def test_a_job_killed_while_hydra_wrote_its_record_runs_again(tmp_path):
+    """Killed while Hydra wrote a job's .hydra/overrides.yaml or config.yaml (before its first
+    epoch): the half-written record was read as another config and the resume refused ("its
+    job ... ran with ..."); now the job runs again and Hydra writes its record anew."""
+    sweep = tmp_path / "s"
+    assert run("-m", *QUICK, f"hydra.sweep.dir={sweep}").returncode == 0
+    reference = by_seed(sweep)
+    (job,) = sweep.glob("seed=2,*")
+    for path in job.iterdir():
+        if path.name != ".hydra":
+            path.unlink()  # as if killed before its first epoch ...
+    (sweep / ".jobs" / "1.json").unlink()
+    for name, keep in (("overrides.yaml", 12), ("config.yaml", 40)):  # ... in Hydra's writes
+        record = job / ".hydra" / name
+        record.write_text(record.read_text()[:keep])
+    again = run("-m", *QUICK, f"hydra.sweep.dir={sweep}")
+    assert again.returncode == 0, again.stderr
+    rows = by_seed(sweep)
+    assert rows.keys() == reference.keys() and {r["status"] for r in rows.values()} == {"ok"}
+    assert rows["2"]["nll/val"] == reference["2"]["nll/val"]  # the same job, run again
+    assert "seed: 2" in (job / ".hydra" / "config.yaml").read_text()

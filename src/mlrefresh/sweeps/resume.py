@@ -124,9 +124,13 @@ def check_same_sweep(sweep_dir, saved: list[str], given: list[str]) -> None:
 
 
 def _job_folders(sweep_dir) -> list[Path]:
-    """The folders of the jobs that ran in sweep_dir (Hydra saved their overrides)."""
+    """The folders of the jobs that ran in sweep_dir: Hydra saved their overrides and they
+    trained (a last.pt or model.pt). A folder with Hydra's record alone is a job killed before
+    its first epoch, maybe while Hydra wrote that record (half of it): nothing of it is kept, it
+    runs again and Hydra writes its record anew."""
     top = Path(sweep_dir)
-    return sorted(p for p in top.iterdir() if (p / ".hydra" / "overrides.yaml").is_file())
+    return sorted(p for p in top.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()
+                  and ((p / "last.pt").is_file() or (p / "model.pt").is_file()))  # fmt: skip
 
 
 def _task(config) -> dict:
