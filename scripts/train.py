@@ -9,14 +9,15 @@ python scripts/train.py -m loss=square,ce model=logistic,softmax dataset=blobs,x
 import signal
 import sys
 
-_stopped = []  # a SIGTERM while the imports run, honoured once they are done
+_stopped = []  # SIGINT/SIGTERM while the imports run: honoured by launch() once they are done
 
 
 def _starting(signum, frame):  # until launch() installs its own handlers (mlrefresh.runs.signals)
-    _stopped.append(signum)
+    _stopped.append(signum)  # (no KeyboardInterrupt inside torch's C++ import: it aborted)
 
 
-signal.signal(signal.SIGTERM, _starting)
+for _signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signum, _starting)
 try:
     import hydra
 
@@ -28,12 +29,6 @@ except ModuleNotFoundError as exc:  # run with a Python that lacks the project's
         file=sys.stderr,
     )
     sys.exit(2)
-except KeyboardInterrupt:
-    _stopped.append(signal.SIGINT)
-if _stopped:
-    print(f"interrupted ({signal.Signals(_stopped[0]).name}) while starting; nothing was run",
-          file=sys.stderr)  # fmt: skip
-    sys.exit(128 + _stopped[0])
 
 
 @hydra.main(version_base="1.3", config_path="../src/mlrefresh/configs", config_name="train")
@@ -43,4 +38,4 @@ def main(cfg) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.exit(launch(main))
+    sys.exit(launch(main, starting=_stopped))

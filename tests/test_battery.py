@@ -9,6 +9,7 @@ the subject (two processes at once, SIGKILL: slow tier).
 
 import contextlib
 import fcntl
+import io
 import os
 import signal
 import subprocess
@@ -225,6 +226,42 @@ def test_a_second_ctrl_c_soon_after_the_first_exits_130(tmp_path, gap):
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err  # not -2: killed by the signal after the message
     assert "Traceback" not in err and err.startswith("interrupted"), err
+
+
+def test_a_signal_received_while_importing_is_honoured_by_launch(tmp_path, monkeypatch):
+    """The entry points record SIGINT/SIGTERM while their imports run (no KeyboardInterrupt
+    inside torch's C++ import) and hand them to launch(), which checks them after installing its
+    own handlers: a signal in between is in one or the other, never lost (it was: exit 0)."""
+    from mlrefresh.runs.cli import launch
+
+    ran = []
+    monkeypatch.setattr(sys, "argv", ["train.py", f"hydra.run.dir={tmp_path / 'run'}"])
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setenv("MLREFRESH_COMMAND", "")  # launch sets it: put back by monkeypatch
+    try:
+        assert launch(lambda: ran.append(1), starting=[signal.SIGINT]) == 130
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    assert err.getvalue() == "interrupted (SIGINT) while starting; nothing was run\n"
+    assert ran == [] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.2, 0.5, 0.8, 1.1])
+def test_ctrl_c_while_starting_says_so_and_runs_nothing(tmp_path, delay):
+    """SIGINT during the imports once ended with exit 0, the sweep having run (a signal between
+    the script's check and launch's handlers was lost), and once aborted the process in torch's
+    C++ import ("terminate called ... KeyboardInterrupt", exit -6); issue 34, item 5."""
+    child = start(["-m", "seed=1,2", "trainer.epochs=2", "hydra.sweep.dir=s"], tmp_path)
+    time.sleep(delay)  # importing torch and Hydra (2-3 s on this machine)
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert err.strip() == "interrupted (SIGINT) while starting; nothing was run", err
+    assert not (tmp_path / "s").exists()
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ Example:
 """
 
 import os
+import signal
 import sys
 
 __all__ = ["cli", "main"]
@@ -17,6 +18,9 @@ __all__ = ["cli", "main"]
 
 def main() -> int:
     """Run the app on sys.argv; the exit code (0, or the worst job's)."""
+    stopped = []  # SIGINT/SIGTERM while the imports run: launch() honours them (scripts/train.py)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda signum, frame: stopped.append(signum))
     import hydra
 
     from mlrefresh.runs.cli import launch, run_job, task
@@ -27,7 +31,7 @@ def main() -> int:
         return run_job(cfg)
 
     name = os.path.basename(sys.argv[0])
-    return launch(app, "mlrefresh" if name == "mlrefresh" else "python -m mlrefresh")
+    return launch(app, "mlrefresh" if name == "mlrefresh" else "python -m mlrefresh", stopped)
 
 
 def cli() -> None:

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
 
 import torch
@@ -201,29 +202,36 @@ def _hydra_exited(exc: SystemExit, held: HeldStderr) -> int:
     return code
 
 
-def launch(hydra_main, command: str = SCRIPT) -> int:
+def _read_argv(argv: list[str]) -> int | None:
+    """The command line made ready for Hydra (a sweep's saved overrides, trainer.resume's
+    folder), or the exit code of its refusal, said in one line."""
+    try:
+        resume_argv(argv)  # -m sweep.resume=<folder>: that sweep's overrides
+        if refusal := sweep_without_multirun(argv):
+            _say(refusal)
+            return 2
+        _resume_in_place(argv)
+    except UserError as exc:
+        _say(f"error: {exc}")
+        return exc.exit_code
+    return None
+
+
+def launch(hydra_main, command: str = SCRIPT, starting=()) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
     starts from nothing an earlier call in the process left (tests run it in-process). `command`:
-    how the user runs it, for lines that say what to type next (console.command)."""
+    how the user runs it (console.command); `starting`: the signals its imports received."""
     os.environ[COMMAND] = command
     signals.install()  # first: a signal from here on is said in one line
+    if starting:  # checked after install(): a signal in between is in one or the other
+        _say(f"interrupted ({signal.Signals(starting[0]).name}) while starting; nothing was run")
+        return 128 + starting[0]
     threads = torch.get_num_threads()  # a command sets its own (_set_threads); put back after
     session.start()  # what this command learns: nothing yet (tests run many in one process)
     rundir.register_resolvers()
     quiet_broken_pipe()
-    try:
-        resume_argv(sys.argv)  # -m sweep.resume=<folder>: that sweep's overrides
-    except UserError as exc:
-        _say(f"error: {exc}")
-        return exc.exit_code
-    if refusal := sweep_without_multirun(sys.argv):
-        _say(refusal)
-        return 2
-    try:
-        _resume_in_place(sys.argv)
-    except UserError as exc:
-        _say(f"error: {exc}")
-        return exc.exit_code
+    if (code := _read_argv(sys.argv)) is not None:
+        return code
     quiet_writer_threads()
     held = HeldStderr(sys.stderr)
     original, sys.stderr = sys.stderr, held

@@ -2,23 +2,19 @@
 
 Hydra creates run folders with mkdir(exist_ok=True), so two runs started in the same second
 would share `outputs/runs/<date>/<time>/`. The resolvers below create the folder exclusively,
-adding `-1`, `-2`, ... when the name is taken, and note every folder they made in the
-command's Session (session.py):
-
-    hydra.run.dir:   ${unique_dir:outputs/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}}
-    hydra.sweep.dir: ${unique_dir:outputs/multirun/${now:%Y-%m-%d}_${now:%H-%M-%S}}
-    hydra.sweep.subdir:
-        ${unique_subdir:${hydra.sweep.dir},${hydra.job.override_dirname},${hydra.job.num}}
+adding `-1`, `-2`, ... when the name is taken, and note every folder they made in the command's
+Session (session.py); configs/train.yaml uses them for hydra.run.dir, hydra.sweep.dir and
+hydra.sweep.subdir (`${unique_subdir:${hydra.sweep.dir},${hydra.job.override_dirname},...}`).
 
 `RunFolders` (a Hydra callback) checks the folder before Hydra writes into it: one that cannot
 be made (under a file, on a read-only file system) is refused in one line with exit code 2, and
 so is a folder the user named that holds files already (a run there is continued only with
 `trainer.resume=<folder>`). A run folder is held by one process at a time (locks.py: an advisory
-lock on the folder that ends with its process, SIGKILL included); a second process is refused
-in one line. An empty folder the user named is used, noting that it was there. When a run is
-refused, `discard(run_dir)` removes only what this process made: the folders it created (and
-the empty parents it created for them), or in a folder that existed before, only Hydra's new
-`.hydra/` and log files. A folder it knows nothing about is left alone.
+lock that ends with its process, SIGKILL included); a second process is refused in one line. An
+empty folder the user named is used, noting that it was there. When a run is refused,
+`discard(run_dir)` removes only what this process made: the folders it created (and the empty
+parents it created for them), or in a folder that existed before, only Hydra's new `.hydra/`
+and log files. A folder it knows nothing about is left alone.
 
 Example:
     >>> import tempfile, os
@@ -122,8 +118,7 @@ def requeued() -> bool:
 
 
 def _resumed_job(sweep_dir, name: str) -> bool:
-    """True when `name` is the folder of a job that ran before this sweep was resumed (listed in
-    .jobs/resume.json by sweeps/resume.py)."""
+    """Whether `name` is a job folder from before this resumed sweep (.jobs/resume.json)."""
     try:
         with open(Path(sweep_dir) / JOBS / RESUMED) as f:
             return name in json.load(f) and (Path(sweep_dir) / name).is_dir()
@@ -133,11 +128,10 @@ def _resumed_job(sweep_dir, name: str) -> bool:
 
 def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     """A new job folder in `sweep_dir` named after the job's overrides; its name. Jobs with the
-    same overrides (an Optuna study sampling the same choices twice) get `name-1`, ...
-
-    The name is noted in `<sweep_dir>/.jobs/<num>.folder`: a SLURM job that is requeued
-    (submitit's preemption requeue) gets its own folder back, to resume from its last.pt. In a
-    resumed sweep (sweeps/resume.py) a job that ran before gets its folder back."""
+    same overrides (an Optuna study sampling the same choices twice) get `name-1`, ... The name
+    is noted in `<sweep_dir>/.jobs/<num>.folder`: a SLURM job that is requeued (submitit's
+    preemption requeue) gets its own folder back, to resume from its last.pt. In a resumed sweep
+    (sweeps/resume.py) a job that ran before gets its folder back."""
     name = str(name).replace(os.sep, "_") or f"job{num}"
     if len(name.encode()) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
@@ -178,6 +172,12 @@ def _not_empty(path, folder: Path, key: str, entries: list[str]) -> OutputError:
     )
 
 
+def _entries(folder: Path) -> list[str]:
+    """What the folder holds; an empty `.jobs/` is nothing (killed writing its manifest)."""
+    entries = os.listdir(folder)
+    return [] if entries == [JOBS] and not os.listdir(folder / JOBS) else entries
+
+
 def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
     """Before Hydra writes into `path`: make it if missing (remembering that we did) and hold
     it. A folder that holds files is refused unless the run resumes in it. OutputError when it
@@ -197,9 +197,7 @@ def claim(path: str, key: str = "hydra.run.dir", resume: bool = False) -> None:
             raise OutputError(f"cannot write to the run folder {path}; choose another place")
         try:
             hold(folder)  # and its killed writers' temporary files removed (checkpoint.py)
-            entries = os.listdir(folder)
-            if key == "hydra.sweep.dir" and entries == [JOBS] and not os.listdir(folder / JOBS):
-                entries = []  # killed while it wrote its manifest: nothing of the sweep ran
+            entries = _entries(folder)
             if entries and not resume and _key(folder) not in made:
                 raise _not_empty(path, folder, key, entries)
         except OutputError:
