@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -47,6 +48,22 @@ def test_sweep_curves_from_a_small_sweep(tmp_path):
     assert_picture(tmp_path / "out" / "sweep_sweep.png", min_size=(900, 250))
 
 
+def test_each_loss_has_its_colour_in_every_figure():
+    """CE was green in one figure and orange in another: a sweep's settings take the colour of
+    their loss (figures.STYLE) wherever each trains one loss of its own."""
+    from mlrefresh.plots.curves import group_styles
+    from mlrefresh.plots.figures import STYLE
+
+    ce, square = STYLE["ce"]["color"], STYLE["square"]["color"]
+    outliers = {"arm=linear_square": [{"loss": "square"}], "arm=logistic_ce": [{"loss": "ce"}]}
+    assert {g: c for g, (c, _) in group_styles(outliers).items()} == {
+        "arm=linear_square": square, "arm=logistic_ce": ce}  # fmt: skip
+    saturation = {"loss=ce": [{"loss": "ce"}] * 2, "loss=square": [{"loss": "square"}]}
+    assert group_styles(saturation)["loss=square"][0] == square
+    lrs = {"optim.lr=0.1": [{"loss": "ce"}], "optim.lr=1": [{"loss": "ce"}]}  # one loss: not it
+    assert len({c for c, _ in group_styles(lrs).values()}) == 2
+
+
 @pytest.mark.parametrize("case", ["empty", "no_events", "missing", "only"])
 def test_figures_bad_input_one_line_exit_2(tmp_path, case):
     args = {"empty": ["--sweep", str(tmp_path)], "missing": ["--sweep", str(tmp_path / "x")],
@@ -87,7 +104,41 @@ def test_weight_templates_for_image_data(tmp_path):
     train(cfg, run_dir=tmp_path / "run")
     templates = _events(tmp_path / "run").Images("weight_templates")
     assert [e.step for e in templates] == [1, 2]
-    assert (templates[0].width, templates[0].height) == ((5 * 30 + 2) * 4, (2 * 30 + 2) * 4)
+    # 2 rows of 5 maps (28 pixels, a gap of 2, 4 above for the name) at scale 4, and the bar
+    assert (templates[0].width, templates[0].height) == ((5 * 30 + 2) * 4, (2 * 34 + 2) * 4 + 34)
+
+
+def test_the_pictures_carry_their_keys():
+    """The decision map's key: each class's colour beside its name (the data set's names, else
+    "class i"); the templates' colour bar: blue at -max, white at 0 (marked), red at +max."""
+    from mlrefresh.models import build_model
+    from mlrefresh.plots.pictures import _COLOURS, boundary_image, template_image
+
+    model = build_model("softmax", 2, 3, init="normal", init_scale=1.0)
+    x, y = torch.randn(60, 2), torch.arange(60) % 3
+    image = boundary_image(model, x, y, names=("a", "b", "c"))
+    left, top, size = 44, 8, 200
+    for i in range(3):  # the swatch's middle
+        swatch = image[top + 2 + 14 * i + 4, left + size + 10 + 4]
+        assert swatch.tolist() == [round(255 * float(c)) for c in _COLOURS[i]], i
+    picture = template_image(torch.randn(3, 784), names=("3", "5", "8"))
+    bar = picture[-34 + 4 + 5]  # the bar's middle row
+    assert bar[8].tolist()[2] > 150 > bar[8].tolist()[0]  # blue at -max
+    assert bar[-9].tolist()[0] > 150 > bar[-9].tolist()[2]  # red at +max
+    middle = picture.shape[1] // 2
+    assert bar[middle].tolist() == [0, 0, 0]  # 0, marked
+    assert min(bar[middle - 3].tolist()) > 240  # white beside it
+
+
+def test_image_data_sets_name_their_classes(tmp_path):
+    from mlrefresh.data.mnist import load_mnist
+
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
+    write_fake_mnist(tmp_path / "fashion_mnist", n_train=40, n_val=20)
+    digits = load_mnist("mnist", root=str(tmp_path), download=False, classes=[3, 8])
+    assert digits.class_names == ("3", "8")
+    clothes = load_mnist("fashion_mnist", root=str(tmp_path), download=False)
+    assert clothes.class_names[0] == "T-shirt/top" and clothes.class_names[9] == "Ankle boot"
 
 
 def test_images_off(tmp_path):

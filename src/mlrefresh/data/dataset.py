@@ -46,6 +46,7 @@ class Dataset:
     # images: their uint8 pixels [N, D], x_train == from_bytes(train_bytes) exactly; the
     # training step gathers its batches from these, a quarter of the bytes (epoch.batch)
     train_bytes: torch.Tensor | None = None
+    class_names: tuple[str, ...] | None = None  # each label's name where the data set has one
 
     @property
     def num_features(self) -> int:

@@ -169,7 +169,8 @@ def load_mnist(
     about += f", from {', '.join(where)}"
     (pixels, y_train), (val_pixels, y_val) = to_device(x_train, y_train), to_device(x_val, y_val)
     tensors = (from_bytes(pixels), y_train, from_bytes(val_pixels), y_val)
-    return Dataset(name, *tensors, num_classes, about, train_bytes=pixels)
+    names = tuple(source.names[c] for c in classes) if classes is not None else source.names
+    return Dataset(name, *tensors, num_classes, about, train_bytes=pixels, class_names=names)
 
 
 for _name in SOURCES:

@@ -36,6 +36,7 @@ class Source:
     md5: dict  # published checksums of the .gz files
     system_dirs: tuple[str, ...] = ()
     num_classes: int = 10
+    names: tuple[str, ...] = tuple(str(d) for d in range(10))  # each label's name
 
 
 SOURCES = {
@@ -56,6 +57,18 @@ SOURCES = {
     ),
     "fashion_mnist": Source(
         title="Fashion-MNIST",
+        names=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),  # fmt: skip
         folder="fashion_mnist",
         mirrors=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",

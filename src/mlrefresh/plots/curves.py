@@ -1,5 +1,6 @@
 """Learning curves of a sweep, read back from its event files: one colour per contrasted setting,
-a thin line per seed and a thick mean.
+a thin line per seed and a thick mean. Where the settings differ in their loss, each loss has
+its colour of every figure (figures.STYLE: cross-entropy green, squared error orange).
 
 The contrast is whatever the jobs' overrides vary besides the seeds (`seed`, `dataset.seed`):
 `loss` for `-m experiment=saturation`, `optim.lr` for `-m optim.lr=0.01,0.1`. Panels, two to a
@@ -21,11 +22,11 @@ from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mlrefresh.errors import DataError
-from mlrefresh.plots.figures import plt
+from mlrefresh.plots.figures import STYLE, plt
 from mlrefresh.runs.records import read_config, read_overrides, skip_damaged
 from mlrefresh.sweeps.summary import SEEDS
 
-__all__ = ["draw_sweep", "read_sweep"]
+__all__ = ["draw_sweep", "group_styles", "read_sweep"]
 
 COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
            "#1f78b4", "#666666", "#b15928"]  # fmt: skip
@@ -124,6 +125,20 @@ def _accuracy_axis(ax) -> None:
         ax.set_ylim(low - shift, high - shift)
 
 
+def group_styles(groups: dict) -> dict:
+    """{setting: (colour, dash)}: each setting its own; where each setting trains one loss of
+    its own (loss=..., arm=...), that loss's colour of every figure (figures.STYLE)."""
+    losses = {g: {j["loss"] for j in members} for g, members in groups.items()}
+    by_loss = len({frozenset(v) for v in losses.values()}) == len(groups) and all(
+        len(v) == 1 and next(iter(v)) in STYLE for v in losses.values()
+    )
+    styles = {}
+    for i, group in enumerate(sorted(groups)):
+        colour, dash = COLOURS[i % len(COLOURS)], DASHES[i // len(COLOURS) % len(DASHES)]
+        styles[group] = (STYLE[next(iter(losses[group]))]["color"] if by_loss else colour, dash)
+    return styles
+
+
 def draw_sweep(sweep_dir, out_dir) -> str:
     """A PNG of the sweep's curves in out_dir; returns its path."""
     jobs = read_sweep(sweep_dir)
@@ -135,8 +150,9 @@ def draw_sweep(sweep_dir, out_dir) -> str:
     rows = (len(panels) + 1) // 2
     fig, axes = plt.subplots(rows, 2, figsize=(11, 3.3 * rows + 0.9), squeeze=False)
     axes = axes.flatten()
-    for i, (group, members) in enumerate(sorted(groups.items())):
-        colour, dash = COLOURS[i % len(COLOURS)], DASHES[i // len(COLOURS) % len(DASHES)]
+    styles = group_styles(groups)
+    for group, members in sorted(groups.items()):
+        colour, dash = styles[group]
         for ax, (tag, _, which) in zip(axes, panels):
             runs = [j["scalars"] for j in members if which(j)]
             _draw(ax, tag, runs, colour, dash, f"{group} (n={len(members)})")

@@ -6,9 +6,11 @@ in the training process: an image costs about a millisecond, at epoch ends only)
   pale), with the validation points on top: a black-edged square in the full colour of its
   class, or where the model gets it wrong a hollow one (white inside, edged in its true
   class's colour); a frame with the range of each
-  input feature (x1 left to right, x2 bottom to top);
-- `template_image`: for image data, each class's weights as a 28x28 map in a grid, on a diverging
-  colour map centred at 0 (blue negative, white 0, red positive).
+  input feature (x1 left to right, x2 bottom to top), and a key: each class's colour and name
+  ("class 0", ... where the data set has no names), and the hollow square for misclassified;
+- `template_image`: for image data, each class's weights as a 28x28 map in a grid, its name
+  above it, on a diverging colour map centred at 0 (blue negative, white 0, red positive; each
+  class on its own symmetric scale), with a colour bar that marks -max, 0 and +max.
 
 Both return an [H, W, 3] uint8 array (TensorBoard's "HWC").
 
@@ -18,7 +20,7 @@ Example:
     >>> from mlrefresh.plots.pictures import boundary_image
     >>> model = build_model("logistic", 2, 2, init="normal", init_scale=1.0)
     >>> boundary_image(model, torch.randn(50, 2), torch.randint(0, 2, (50,))).shape
-    (234, 252, 3)
+    (234, 352, 3)
 """
 
 import numpy as np
@@ -43,8 +45,9 @@ def _probabilities(model, x):
 
 
 @torch.no_grad()
-def boundary_image(model, x_val, y_val, size=200):
-    """The decision map of a model on 2-D inputs, validation points on top."""
+def boundary_image(model, x_val, y_val, names=None, size=200):
+    """The decision map of a model on 2-D inputs, validation points on top, and its key
+    (`names`: each class's name, or None)."""
     x_val, y_val = x_val.float(), y_val
     low, high = x_val.min(0).values, x_val.max(0).values
     pad = 0.1 * (high - low) + 1e-6
@@ -72,16 +75,38 @@ def boundary_image(model, x_val, y_val, size=200):
         for dc in range(-2, 3):
             colour = outline if max(abs(dr), abs(dc)) == 2 else inside
             image[(row + dr).clamp(0, size - 1), (col + dc).clamp(0, size - 1)] = colour
-    return _framed((image.clamp(0, 1) * 255).to(torch.uint8).numpy(), low.tolist(), high.tolist())
+    image = (image.clamp(0, 1) * 255).to(torch.uint8).numpy()
+    return _framed(image, low.tolist(), high.tolist(), _names(names, k))
 
 
-def _framed(image, low, high):
-    """The map in a white margin with a frame and each axis's range written at its ends."""
+def _names(names, k: int) -> list[str]:
+    return [str(n) for n in names] if names is not None else [f"class {i}" for i in range(k)]
+
+
+def _rgb(colour) -> tuple[int, int, int]:
+    return tuple(int(round(255 * float(c))) for c in colour)
+
+
+def _key(draw, x: int, y: int, names: list[str]) -> None:
+    """Each class's colour and name, one a line, then the hollow square of a misclassified
+    point, from (x, y) down."""
+    for i, name in enumerate(names):
+        colour = _rgb(_COLOURS[i % len(_COLOURS)])
+        draw.rectangle((x, y + 14 * i, x + 8, y + 14 * i + 8), fill=colour, outline="black")
+        draw.text((x + 13, y + 14 * i - 1), name[:14], fill="black")
+    y += 14 * len(names) + 6
+    draw.rectangle((x, y, x + 8, y + 8), fill="white", outline=_rgb(_COLOURS[0]), width=2)
+    draw.text((x + 13, y - 1), "misclassified", fill="black")
+
+
+def _framed(image, low, high, names):
+    """The map in a white margin with a frame, each axis's range written at its ends, and the
+    key of its colours at the right."""
     from PIL import Image, ImageDraw
 
     size = image.shape[0]
-    left, bottom, top = 44, 26, 8
-    canvas = Image.new("RGB", (size + left + top, size + bottom + top), "white")
+    left, bottom, top, right = 44, 26, 8, 108
+    canvas = Image.new("RGB", (size + left + right, size + bottom + top), "white")
     canvas.paste(Image.fromarray(image), (left, top))
     draw = ImageDraw.Draw(canvas)
     draw.rectangle((left - 1, top - 1, left + size, top + size), outline="black")
@@ -91,29 +116,62 @@ def _framed(image, low, high):
     draw.text((2, top + size - 10), f"{low[1]:.3g}", fill="black")
     draw.text((2, top), f"{high[1]:.3g}", fill="black")
     draw.text((10, top + size // 2 - 5), "x2", fill="black")
+    _key(draw, left + size + 10, top + 2, names)
     return np.asarray(canvas)
 
 
 @torch.no_grad()
-def template_image(weight, side=28, columns=5, scale=4):
+def template_image(weight, side=28, columns=5, scale=4, names=None):
     """Rows of `weight` [K, side*side] as maps in a grid, blue < 0 < red, each class on its own
-    symmetric scale; `scale` enlarges each pixel."""
+    symmetric scale, its name above it (`names`, or "class i"), and a colour bar below; `scale`
+    enlarges each pixel."""
+    from PIL import Image, ImageDraw
+
     w = weight.detach().float().cpu()
     k = w.shape[0]
     maps = w.reshape(k, side, side)
     maps = maps / maps.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)  # [-1, 1]
-    blue, red = torch.tensor([0.13, 0.40, 0.67]), torch.tensor([0.70, 0.09, 0.17])
-    m = maps.unsqueeze(-1)
-    rgb = torch.where(m < 0, 1 + m * (1 - blue), 1 - m * (1 - red))  # white at 0
+    rgb = _diverging(maps.unsqueeze(-1))  # white at 0
     columns = min(columns, k)
     rows = -(-k // columns)
-    gap = 2
+    gap, label = 2, 4  # in map pixels: between maps, and above each for its name
     cell = side + gap
-    image = torch.ones(rows * cell + gap, columns * cell + gap, 3) * 0.5
+    image = torch.ones(rows * (cell + label) + gap, columns * cell + gap, 3)
     for i in range(k):
         r, c = divmod(i, columns)
-        image[gap + r * cell : gap + r * cell + side, gap + c * cell : gap + c * cell + side] = rgb[
-            i
-        ]
+        top, left = gap + r * (cell + label) + label, gap + c * cell
+        image[top : top + side, left : left + side] = rgb[i]
     image = image.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
-    return (image.clamp(0, 1) * 255).to(torch.uint8).numpy()
+    grid = Image.fromarray((image.clamp(0, 1) * 255).to(torch.uint8).numpy())
+    bar = 34  # the colour bar's strip, in pixels
+    canvas = Image.new("RGB", (grid.width, grid.height + bar), "white")
+    canvas.paste(grid, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, name in enumerate(_names(names, k)):
+        r, c = divmod(i, columns)
+        draw.text(((gap + c * cell) * scale, (gap + r * (cell + label)) * scale - 2), name[:18],
+                  fill="black")  # fmt: skip
+    _colour_bar(canvas, draw, grid.height + 4)
+    return np.asarray(canvas)
+
+
+def _diverging(m: torch.Tensor) -> torch.Tensor:
+    """Values in [-1, 1] as colours: blue at -1, white at 0, red at +1."""
+    blue, red = torch.tensor([0.13, 0.40, 0.67]), torch.tensor([0.70, 0.09, 0.17])
+    return torch.where(m < 0, 1 + m * (1 - blue), 1 - m * (1 - red))
+
+
+def _colour_bar(canvas, draw, y: int) -> None:
+    """The diverging scale from -max to +max across the picture, 0 marked in the middle."""
+    x0, x1 = 8, canvas.width - 8
+    values = torch.linspace(-1, 1, x1 - x0).unsqueeze(-1)
+    strip = (_diverging(values) * 255).to(torch.uint8)  # [width, 3]
+    for i, colour in enumerate(strip.tolist()):
+        draw.line((x0 + i, y, x0 + i, y + 10), fill=tuple(colour))
+    draw.rectangle((x0 - 1, y - 1, x1, y + 11), outline="black")
+    middle = (x0 + x1) // 2
+    draw.line((middle, y - 2, middle, y + 13), fill="black")
+    draw.text((x0, y + 14), "-max |w|", fill="black")
+    draw.text((middle - 3, y + 14), "0", fill="black")
+    draw.text((x1 - 50, y + 14), "+max |w|", fill="black")
+    draw.text((middle + 40, y + 14), "(each class its own max)", fill="black")

@@ -143,10 +143,11 @@ class RunWriter:
             if not image:
                 return
             if data.num_features == 2:
-                picture = boundary_image(model, data.x_val, data.y_val)
+                picture = boundary_image(model, data.x_val, data.y_val, data.class_names)
                 self._image("decision_boundary", picture, step)
             elif data.num_features == 784 and (templates := model.templates()) is not None:
-                self._image("weight_templates", template_image(templates), step)
+                picture = template_image(templates, names=data.class_names)
+                self._image("weight_templates", picture, step)
 
     def _histogram(self, tag, z, step, bins=64):
         """Buckets counted with tensor ops and read in one transfer (TensorBoard's own
