@@ -373,7 +373,7 @@ def test_another_task_function_is_called_once_per_job_as_by_the_basic_launcher(t
         assert (
             sorted(os.listdir(other))
             == sorted(os.listdir(one))
-            == [".hydra", "app.log", "mine.json"]
+            == [".hydra", "mine.json", "train.log"]  # the job's log: hydra.job.name
         )
         assert (other / "mine.json").read_text() == (one / "mine.json").read_text()
 
