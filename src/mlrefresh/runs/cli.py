@@ -37,6 +37,7 @@ from mlrefresh.runs.console import (
     COMMAND,
     SCRIPT,
     HeldStderr,
+    command,
     hydra_error_from,
     hydra_quote,
     hydra_unquote,
@@ -217,11 +218,11 @@ def _read_argv(argv: list[str]) -> int | None:
     return None
 
 
-def launch(hydra_main, command: str = SCRIPT, starting=()) -> int:
+def launch(hydra_main, program: str = SCRIPT, starting=()) -> int:
     """Run the @hydra.main function as the program; return the process's exit code. Each call
-    starts from nothing an earlier call in the process left (tests run it in-process). `command`:
+    starts from nothing an earlier call in the process left (tests run it in-process). `program`:
     how the user runs it (console.command); `starting`: the signals its imports received."""
-    os.environ[COMMAND] = command
+    os.environ[COMMAND] = program
     signals.install()  # first: a signal from here on is said in one line
     if starting:  # checked after install(): a signal in between is in one or the other
         _say(f"interrupted ({signal.Signals(starting[0]).name}) while starting; nothing was run")
