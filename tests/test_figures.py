@@ -48,6 +48,22 @@ def test_sweep_curves_from_a_small_sweep(tmp_path):
     assert_picture(tmp_path / "out" / "sweep_sweep.png", min_size=(900, 250))
 
 
+def test_a_symlog_panel_within_one_decade_has_several_labels():
+    """The outliers' |dL/dz| panel (0.25-0.45) had a single tick label."""
+    from mlrefresh.plots.curves import symlog_axis
+    from mlrefresh.plots.figures import plt
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3], [0.45, 0.3, 0.25])
+    symlog_axis(ax)
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [t for t in ax.get_yticks() if low <= t <= high]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    plt.close(fig)
+    assert len(shown) >= 2 and len(labels) >= 2, (shown, labels)
+
+
 def test_each_loss_has_its_colour_in_every_figure():
     """CE was green in one figure and orange in another: a sweep's settings take the colour of
     their loss (figures.STYLE) wherever each trains one loss of its own."""

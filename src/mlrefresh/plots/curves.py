@@ -26,7 +26,7 @@ from mlrefresh.plots.figures import STYLE, plt
 from mlrefresh.runs.records import read_config, read_overrides, skip_damaged
 from mlrefresh.sweeps.summary import SEEDS
 
-__all__ = ["draw_sweep", "group_styles", "read_sweep"]
+__all__ = ["draw_sweep", "group_styles", "read_sweep", "symlog_axis"]
 
 COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
            "#1f78b4", "#666666", "#b15928"]  # fmt: skip
@@ -125,6 +125,28 @@ def _accuracy_axis(ax) -> None:
         ax.set_ylim(low - shift, high - shift)
 
 
+def symlog_axis(ax, linthresh: float = 1e-4) -> None:
+    """A symlog y axis (an exact 0 still shows; from just below 0 when a curve is at 0),
+    labelled finely enough that a curve within one decade gets several labels (it had one: "0.1",
+    or a lone "0"): every 1..9 of a decade within half a decade, 1, 2, 3, 5 within 1.5, 1, 2, 5
+    within 3, else the decades."""
+    import math
+
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+
+    lowest, highest = ax.dataLim.y0, ax.dataLim.y1
+    ax.set_yscale("symlog", linthresh=linthresh)
+    if 0 <= lowest < 10 * linthresh:  # a curve at 0 (a dead unit): from just below 0
+        ax.set_ylim(bottom=-0.3 * linthresh, top=highest * 1.3 if highest > 0 else 1)
+    low, high = ax.get_ylim()
+    decades = math.log10(max(high, linthresh) / max(low, linthresh))
+    steps = ((0.5, range(1, 10)), (1.5, (1, 2, 3, 5)), (3, (1, 2, 5)), (math.inf, (1,)))
+    subs = next(subs for most, subs in steps if decades < most)
+    ax.yaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=linthresh,
+                                                     subs=[float(s) for s in subs]))  # fmt: skip
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
 def group_styles(groups: dict) -> dict:
     """{setting: (colour, dash)}: each setting its own; where each setting trains one loss of
     its own (loss=..., arm=...), that loss's colour of every figure (figures.STYLE)."""
@@ -162,7 +184,7 @@ def draw_sweep(sweep_dir, out_dir) -> str:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if tag in ("diag/dz_abs", "kl/val"):  # symlog: an exact 0 (a dead unit) still shows
-            ax.set_yscale("symlog", linthresh=1e-4)
+            symlog_axis(ax)
         if tag == "accuracy/val":
             _accuracy_axis(ax)
     for ax in axes[len(panels) :]:
