@@ -278,15 +278,29 @@ def _open_at_the_barrier(url, barrier) -> str:
         return type(exc).__name__
 
 
+def _new_database(kind, tmp_path, round_, request) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / f'{round_}.db'}"
+    import psycopg
+
+    server = request.getfixturevalue("postgres_url")
+    name = f"race_{os.getpid()}_{round_}"
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.mark.slow
-def test_processes_opening_one_new_study_database_at_once_all_open_it(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_processes_opening_one_new_study_database_at_once_all_open_it(tmp_path, kind, request):
     # They race to create its tables; before the retry one in four or so failed with
-    # IntegrityError (alembic_version) or OperationalError (table already exists).
+    # IntegrityError (alembic_version) or OperationalError (table already exists), and on
+    # PostgreSQL with ProgrammingError (DuplicateTable: relation "studies" already exists).
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(4) as pool:
         for round_ in range(6):
             barrier = manager.Barrier(4)
-            url = f"sqlite:///{tmp_path / f'{round_}.db'}"
+            url = _new_database(kind, tmp_path, round_, request)
             assert pool.starmap(_open_at_the_barrier, [(url, barrier)] * 4) == ["opened"] * 4
 
 

@@ -50,10 +50,11 @@ JOURNAL = "journal:"  # hydra.sweeper.storage=journal:<file>: Optuna's journal f
 
 def open_storage(url, tries: int = 10):
     """Optuna's storage for `url` (see the module docstring). Processes that open a new
-    database at the same moment race to create its tables (one gets IntegrityError or "table
-    already exists"): the loser opens it again, when the tables are there."""
+    database at the same moment race to create its tables (one gets IntegrityError, SQLite's
+    "table already exists", PostgreSQL's DuplicateTable): the loser opens it again, when the
+    tables are there."""
     import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     if url is None:
         return optuna.storages.InMemoryStorage()
@@ -65,7 +66,7 @@ def open_storage(url, tries: int = 10):
     for attempt in range(tries):
         try:
             return optuna.storages.RDBStorage(url)
-        except (IntegrityError, OperationalError):
+        except (IntegrityError, OperationalError, ProgrammingError):
             if attempt == tries - 1:
                 raise
             time.sleep(0.1 * (attempt + 1))
