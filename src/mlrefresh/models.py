@@ -231,7 +231,9 @@ def build_model(name, num_features, num_classes, *args, **options) -> Model:
     cls = _model(name)
     keys = model_keys(name)[1:]
     cls.check(num_classes, **dict(zip(keys, args)), **options)
-    return cls(num_features, num_classes, *args, **options)
+    model = cls(num_features, num_classes, *args, **options)
+    model.num_features = num_features  # model.pt records it, to build the model again (api)
+    return model
 
 
 @torch.no_grad()

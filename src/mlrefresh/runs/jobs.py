@@ -188,8 +188,7 @@ class Job:
         for key in ("nll/val", "kl/val", "entropy/val"):
             result.setdefault(key, None)
         weights = to_cpu(self.state_of()[0])  # loadable without a GPU
-        linear = next(m for m in self.model.modules() if isinstance(m, torch.nn.Linear))
-        shape = {"num_features": linear.in_features, "num_classes": self.model.num_classes}
+        shape = {"num_features": self.model.num_features, "num_classes": self.model.num_classes}
         save_torch(os.path.join(self.run_dir, "model.pt"),
                    {"state_dict": weights, "config": self.resolved, "metrics": result,
                     "shape": shape})  # fmt: skip
