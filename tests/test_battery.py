@@ -21,6 +21,7 @@ import torch
 
 from conftest import QUICK
 from helpers import (
+    ROOT,
     TRAIN,
     assert_one_error_line,
     copy_of,
@@ -29,6 +30,7 @@ from helpers import (
     train_py,
     wait_for_epoch,
 )
+from test_sweeps import read_csv
 
 # --- 1. a folder the user named is never written into ---------------------------------------
 
@@ -193,6 +195,31 @@ def test_a_full_disk_in_hydras_own_writes_is_one_line(tmp_path, full_disk, where
                             cwd=full_disk, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert_one_error_line(result, 2, "No space left on device; free some space")
     assert snapshot(full_disk) == before  # a folder the run made is gone; the user's is empty
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_during_a_sweep_is_an_error_line_each_and_the_sweep_resumes(tmp_path):
+    """The disk fills part-way: the job whose event file cannot be written ends in its line, and
+    Hydra's write of the next job's .hydra/ record (a traceback, exit 1: issue 34, item 7) is
+    one line that says how to resume; with space again, the resume finishes the sweep."""
+    with tmpfs(tmp_path / "disk", "size=120k") as disk:
+        sweep = disk / "s"
+        args = [sys.executable, TRAIN, "-m", "seed=1,2,3,4", "trainer.epochs=3"]
+        result = subprocess.run([*args, f"hydra.sweep.dir={sweep}"], cwd=ROOT, text=True,
+                                capture_output=True, timeout=300)  # fmt: skip
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        lines = result.stderr.splitlines()
+        assert lines and all(line.startswith("error: ") for line in lines), lines
+        assert "No space left on device" in result.stderr
+        assert lines[-1].endswith(f"then resume the sweep with: python scripts/train.py -m "
+                                  f"sweep.resume={sweep}")  # fmt: skip
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
+        again = subprocess.run([sys.executable, TRAIN, "-m", f"sweep.resume={sweep}"], cwd=ROOT,
+                               text=True, capture_output=True, timeout=300)  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        rows = read_csv(sweep / "summary.csv")
+        assert sorted(r["seed"] for r in rows) == ["1", "2", "3", "4"]
+        assert {r["status"] for r in rows} == {"ok"}
 
 
 # --- 7. exit codes and streams (real processes; slow) ------------------------------------------

@@ -77,10 +77,16 @@ def test_another_sweep_in_the_folder_is_refused_before_any_job(tmp_path, args, w
 
 def test_configs_changed_since_the_sweep_ran_are_refused(tmp_path):
     """A job's saved config that the configs no longer give (here: its batch size edited, as a
-    changed trainer/synthetic.yaml would make it) is named, before any job starts."""
+    changed trainer/synthetic.yaml would make it) is named, before any job starts. The job's
+    record is its last.pt (config and overrides: Hydra's .hydra/ may be half-written)."""
     sweep = tmp_path / "s"
     assert run("-m", *QUICK, f"hydra.sweep.dir={sweep}").returncode == 0
-    saved = sweep / "seed=2,trainer.epochs=2,trainer.images=False" / ".hydra" / "config.yaml"
+    job = sweep / "seed=2,trainer.epochs=2,trainer.images=False"
+    state = torch.load(job / "last.pt", weights_only=True)
+    assert state["overrides"] == ["seed=2", "trainer.epochs=2", "trainer.images=False"]
+    state["config"]["trainer"]["batch_size"] = 32
+    torch.save(state, job / "last.pt")
+    saved = job / ".hydra" / "config.yaml"
     saved.write_text(saved.read_text().replace("batch_size: 64", "batch_size: 32"))
     before = snapshot(sweep)
     result = run("-m", *QUICK, f"hydra.sweep.dir={sweep}")

@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -31,6 +32,9 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import MISSING, OmegaConf
 
 from mlrefresh.runs import session
+from mlrefresh.runs.checkpoint import save_json
+from mlrefresh.runs.job_folders import RESUMED
+from mlrefresh.runs.rundir import JOBS
 from mlrefresh.sweeps.settings import DEFAULT_OBJECTIVE
 from mlrefresh.sweeps.space import study_space, trial_overrides
 from mlrefresh.sweeps.study import (
@@ -39,6 +43,7 @@ from mlrefresh.sweeps.study import (
     make_sampler,
     open_storage,
     open_study,
+    retry_folders,
     tell,
     trials_left,
 )
@@ -99,6 +104,11 @@ class OptunaSearch(Sweeper):
                        "damaged file away to start the study anew, or give another "
                        "hydra.sweeper.storage")  # fmt: skip
             return
+        # a resumed study's jobs: a retried trial gets its folder back, a new one a new folder
+        # (not one by its name: trials may repeat parameters)
+        retried, resumed = retry_folders(study, sweep_dir), Path(sweep_dir) / JOBS / RESUMED
+        if retried or resumed.exists():
+            save_json(resumed, {"folders": [], "jobs": retried})
         done = n_trials - trials_left(study, n_trials)
         made = len(study.get_trials(deepcopy=False))  # a continued study: new random numbers
         study.sampler = sampler = make_sampler(self.sampler_conf, space, made)

@@ -1,5 +1,6 @@
 """Puts mlrefresh's config schema (src/mlrefresh/schema.py) into Hydra's ConfigStore, and its
-folder resolvers (`unique_dir`, `unique_subdir`: mlrefresh.runs.rundir) into OmegaConf.
+folder resolvers (`unique_dir`: mlrefresh.runs.rundir, `unique_subdir`: .job_folders) into
+OmegaConf.
 
 Hydra imports every module of the `hydra_plugins` namespace package when it starts (as it
 does for its own launchers' configs), so both are there before any config is composed:
@@ -22,9 +23,9 @@ from mlrefresh.schema import register
 
 def _resolver(name: str):
     def resolve(*args):
-        from mlrefresh.runs import rundir
+        from mlrefresh.runs import job_folders, rundir
 
-        return getattr(rundir, name)(*args)
+        return getattr(rundir if name == "unique_dir" else job_folders, name)(*args)
 
     resolve.__name__ = name
     return resolve

@@ -166,7 +166,9 @@ class StackedLauncher(Launcher):
             log.info(f"\tstacked: {numbers}" + (f" (resumed after epoch {after})" if after else ""))
             use_threads(stack_threads(tasks[chunk[0]].trainer.get("threads"), cores()))
             try:
-                outcomes = train_stacked([(tasks[i], folders[i], states[i]) for i in chunk])
+                overrides = [list(configs[i].hydra.overrides.task) for i in chunk]
+                outcomes = train_stacked([(tasks[i], folders[i], states[i], overrides[n])
+                                          for n, i in enumerate(chunk)])  # fmt: skip
             except UserError as exc:  # the data cannot be loaded: each job says so itself
                 log.info(f"\tthese jobs run one by one ({exc})")
                 continue

@@ -177,6 +177,12 @@ class RunWriter:
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, global_step=step)
 
+    def flush(self) -> None:
+        """What was logged, on disk now: called before last.pt is saved, so that a kill after
+        it loses no logged epoch (the resumed run logs only the epochs after last.pt's)."""
+        with _writing(self.run_dir):
+            self.writer.flush()
+
     def close(self, success: bool) -> None:
         with _writing(self.run_dir):
             try:

@@ -31,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mlrefresh import schema
 from mlrefresh.errors import ConfigError, DivergedError, SweepStopped, UserError
-from mlrefresh.runs import locks, rundir, session, signals
+from mlrefresh.runs import job_folders, locks, rundir, session, signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.console import (
     COMMAND,
@@ -118,7 +118,7 @@ def run_job(cfg) -> float | None:
 
 def _run_job(cfg, hydra, run_dir) -> float | None:
     _set_threads(hydra, cfg)
-    if rundir.requeued() and os.path.exists(os.path.join(run_dir, LAST)):
+    if job_folders.requeued() and os.path.exists(os.path.join(run_dir, LAST)):
         logging.getLogger(__name__).info("requeued by SLURM: resuming %s from its last.pt", run_dir)
         with open_dict(cfg):
             cfg.trainer.resume = run_dir
@@ -185,9 +185,17 @@ def _hydra_exited(exc: SystemExit, held: HeldStderr) -> int:
         held.drop()  # Hydra's traceback of its own write into the run folder
         rundir.discard_unused()
         where = f" ({cause.filename})" if cause.filename else ""
+        if sweep := rundir.sweep_dir() if held.started else None:  # between a sweep's jobs
+            _say(f"error: cannot write the files of the sweep's next job{where}: "
+                 f"{cause.strerror or cause}; free some space, then resume the sweep with: "
+                 f"{command()} -m {shlex.quote(f'sweep.resume={sweep}')}")  # fmt: skip
+            return 2
         _say(f"error: cannot write the run's files{where}: {cause.strerror or cause}; free "
              "some space, or choose another place with hydra.run.dir=...")  # fmt: skip
         return 2
+    if held.started:  # a sweep's job ended it (a bug: Hydra's traceback, exit 1)
+        held.release()
+        return code
     refusal = schema.error_line(getattr(cause, "__cause__", None))
     if code == 1 and not held.released and refusal:  # OmegaConf refused a value's type
         held.drop()
@@ -254,7 +262,7 @@ def launch(hydra_main, program: str = SCRIPT, starting=()) -> int:
         signals.ignore()  # exiting: a second signal must not end us by the signal
         held.release()
         if not getattr(exc, "reported", False):
-            if held.released and rundir.sweep_dir():  # jobs in other processes (joblib)
+            if held.started and rundir.sweep_dir():  # jobs in other processes (joblib)
                 sweep = rundir.sweep_dir()
                 _say(f"{exc} during the sweep in {sweep}; resume it (finished jobs are kept, "
                      f"interrupted ones continue from their last.pt) with: {command()} -m "

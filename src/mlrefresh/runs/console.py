@@ -1,9 +1,9 @@
 """What the terminal shows when something goes wrong: one first line `error: ...`, no traceback.
 
-- `HeldStderr`: while Hydra composes the config, what it writes to stderr is held back. If Hydra
-  then gives up (an unknown option, an unknown key, an override it cannot parse), its message
-  becomes `error: <what>; <what to do>` followed by Hydra's own lines, and the exit code 2.
-  When the run starts, `release()` passes everything through unchanged.
+- `HeldStderr`: while Hydra composes the config (and between a sweep's jobs), what it writes to
+  stderr is held back. If Hydra then gives up (an unknown option or key, an override it cannot
+  parse), its message becomes `error: <what>; <what to do>` followed by Hydra's own lines, and
+  the exit code 2. When the run starts, `release()` passes everything through unchanged.
 - `quiet_broken_pipe()`: `python scripts/train.py | head -1` must not print a BrokenPipeError
   per log line once `head` has gone: the run goes on, its log still lands in train.log.
 
@@ -54,12 +54,11 @@ def hydra_quote(value: str) -> str:
 
 def hydra_unquote(value: str) -> str:
     """An override's value as the user meant it: without the quotes given for Hydra."""
-    if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+    quoted = len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
+    return value[1:-1] if quoted else value
 
 
-def _options(text, group):
+def _options(text, group):  # the options Hydra's message lists for the group
     block = re.search(rf"Available options in '{re.escape(group)}':\n((?:\t.*\n?)*)", text)
     return [line.strip() for line in block.group(1).splitlines()] if block else []
 
@@ -118,11 +117,8 @@ def hydra_error_from(exc: BaseException | None) -> str | None:
     """The one-line summary of Hydra's error from its exception's type and fields, where they
     say enough (an unknown option, an unknown key, an override it cannot parse); else None,
     and hydra_error_line reads Hydra's message."""
-    from hydra.errors import (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-    )
+    from hydra.errors import ConfigCompositionException as Composition
+    from hydra.errors import MissingConfigException, OverrideParseException
 
     if isinstance(exc, MissingConfigException) and exc.options is not None:
         group, _, option = str(exc.missing_cfg_file or "").rpartition("/")
@@ -130,7 +126,7 @@ def hydra_error_from(exc: BaseException | None) -> str | None:
     if isinstance(exc, OverrideParseException):
         return _cannot_parse(str(exc).strip().splitlines()[0] if str(exc).strip() else exc.override)
     key = getattr(exc.__cause__, "full_key", None) if exc is not None else None
-    if isinstance(exc, ConfigCompositionException) and isinstance(key, str) and "." in key:
+    if isinstance(exc, Composition) and isinstance(key, str) and "." in key:
         return _unknown_key(key)
     return None
 
@@ -159,15 +155,20 @@ def hydra_error_line(text: str) -> str:
 
 
 class HeldStderr(io.TextIOBase):
-    """A stand-in for sys.stderr that keeps what is written until release() or rewrite()."""
+    """A stand-in for sys.stderr that keeps what is written until release() or rewrite(), and
+    again after hold() (rundir.RunFolders: Hydra's writes into a sweep's next job folder)."""
 
     def __init__(self, stream):
         self._stream = stream
         self._held: list[str] | None = []
+        self.started = False  # released once: the run (or sweep) started
 
     @property
     def released(self) -> bool:
         return self._held is None
+
+    def hold(self) -> None:
+        self._held = [] if self._held is None else self._held
 
     def write(self, text):
         if self._held is None:
@@ -181,6 +182,7 @@ class HeldStderr(io.TextIOBase):
 
     def release(self) -> None:
         """Write out what was held and pass everything through from now on."""
+        self.started = True
         if self._held is not None:
             held, self._held = "".join(self._held), None
             self._stream.write(held)

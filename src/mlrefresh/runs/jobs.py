@@ -53,6 +53,15 @@ def _sweep_dir() -> str | None:
     return os.path.abspath(str(HydraConfig.get().sweep.dir))
 
 
+def _job_overrides() -> list[str] | None:
+    """The overrides of the Hydra job this process runs (the command line's), or None."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return [str(o) for o in HydraConfig.get().overrides.task]
+
+
 def interrupted(job, epoch, epochs) -> signals.Interrupted:
     """The error of a job stopped by a signal in `epoch`, saying how to resume it."""
     run_dir = job.run_dir
@@ -73,12 +82,17 @@ def interrupted(job, epoch, epochs) -> signals.Interrupted:
 class Job:
     """stack=(M, state_of) for one of M jobs trained as a stack (sweeps/stacking.py): state_of()
     gives its (model, optimizer) state from the stack, its `model` is a copy that is loaded
-    from there to be drawn, and it logs nothing (its own Hydra job logs its lines, run.py)."""
+    from there to be drawn, and it logs nothing (its own Hydra job logs its lines, run.py).
+    `overrides`: the job's Hydra overrides ("hydra": those of the Hydra job this process
+    runs; None: not known), kept in last.pt: a resumed sweep composes the job again from them
+    (sweeps/resume.py), not from Hydra's .hydra/ files, which a kill may leave half-written."""
 
-    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, stack=None):
+    def __init__(self, cfg, run_dir, model, generator, device: str, state=None, stack=None,
+                 overrides="hydra"):  # fmt: skip
         self.cfg, self.run_dir, self.model, self.generator = cfg, run_dir, model, generator
         self.device = device
         self.stack = stack
+        self.overrides = _job_overrides() if overrides == "hydra" else overrides
         self.resolved = saved_config(cfg)
         self.history: list[dict] = []  # the metrics of every finished epoch
         self.saved_epoch = 0  # the epoch last.pt holds
@@ -168,12 +182,15 @@ class Job:
                     self.model.load_state_dict(self.state_of()[0])
                 self.writer.pictures(epoch, self.model, data, z_val, image=at)
         if epoch % trainer.checkpoint_every == 0 or epoch == trainer.epochs:
+            if self.writer:
+                self.writer.flush()  # the epochs last.pt holds are on disk in the event file
             model, optimizer = self.state_of()
+            extra = {"stack": self.stack[0], "stack_from": self.resumed_after} if self.stack else {}
+            if self.overrides is not None:
+                extra["overrides"] = self.overrides
             save_last(self.run_dir, epoch=epoch, model=model, optimizer=optimizer,
                       generator=self.generator, history=self.history, config=self.resolved,
-                      seconds=self.seconds + seconds,
-                      **({"stack": self.stack[0], "stack_from": self.resumed_after}
-                         if self.stack else {}))  # fmt: skip
+                      seconds=self.seconds + seconds, **extra)  # fmt: skip
             self.saved_epoch = epoch
 
     def save(self, device, seconds) -> dict:

@@ -4,7 +4,7 @@ Hydra creates run folders with mkdir(exist_ok=True), so two runs started in the 
 would share `outputs/runs/<date>/<time>/`. The resolvers below create the folder exclusively,
 adding `-1`, `-2`, ... when the name is taken, and note every folder they made in the command's
 Session (session.py); configs/train.yaml uses them for hydra.run.dir, hydra.sweep.dir and
-hydra.sweep.subdir (`${unique_subdir:${hydra.sweep.dir},${hydra.job.override_dirname},...}`).
+hydra.sweep.subdir (`${unique_subdir:...}`, a sweep's job folders: job_folders.py).
 
 `RunFolders` (a Hydra callback) checks the folder before Hydra writes into it: one that cannot
 be made (under a file, on a read-only file system) is refused in one line with exit code 2, and
@@ -25,9 +25,7 @@ Example:
 """
 
 import contextlib
-import hashlib
 import itertools
-import json
 import os
 import shutil
 import sys
@@ -37,7 +35,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from mlrefresh.errors import OutputError, UserError
-from mlrefresh.runs.checkpoint import save_atomically
 from mlrefresh.runs.locks import hold
 from mlrefresh.runs.session import current
 
@@ -47,15 +44,11 @@ __all__ = [
     "discard",
     "discard_unused",
     "register_resolvers",
-    "requeued",
     "sweep_dir",
     "unique_dir",
-    "unique_subdir",
 ]
 
-_MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 JOBS = ".jobs"  # in a sweep folder: each job's folder name here, its summary record (summary.py)
-RESUMED = "resume.json"  # in .jobs/: the job folders there were when the sweep was resumed
 
 
 def _key(path) -> Path:
@@ -112,44 +105,9 @@ def unique_dir(path: str) -> str:
         raise _cannot(path, exc) from None
 
 
-def requeued() -> bool:
-    """True in a SLURM job that was requeued (preempted or timed out, then started again)."""
-    return os.environ.get("SLURM_RESTART_COUNT", "0") not in ("", "0")
-
-
-def _resumed_job(sweep_dir, name: str) -> bool:
-    """Whether `name` is a job folder from before this resumed sweep (.jobs/resume.json)."""
-    try:
-        with open(Path(sweep_dir) / JOBS / RESUMED) as f:
-            return name in json.load(f) and (Path(sweep_dir) / name).is_dir()
-    except (OSError, ValueError, TypeError):
-        return False
-
-
-def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
-    """A new job folder in `sweep_dir` named after the job's overrides; its name. Jobs with the
-    same overrides (an Optuna study sampling the same choices twice) get `name-1`, ... The name
-    is noted in `<sweep_dir>/.jobs/<num>.folder`: a SLURM job that is requeued (submitit's
-    preemption requeue) gets its own folder back, to resume from its last.pt. In a resumed sweep
-    (sweeps/resume.py) a job that ran before gets its folder back."""
-    name = str(name).replace(os.sep, "_") or f"job{num}"
-    if len(name.encode()) > _MAX_NAME:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
-    note = Path(sweep_dir) / JOBS / f"{num}.folder"
-    if requeued() and note.is_file():
-        return note.read_text().strip()
-    try:
-        resumed = _resumed_job(sweep_dir, name)  # a resumed sweep: its folder is its own
-        made = name if resumed else _fresh(Path(sweep_dir) / name).name
-        note.parent.mkdir(exist_ok=True)
-        save_atomically(note, lambda tmp: Path(tmp).write_text(made + "\n"))
-        return made
-    except OSError as exc:
-        raise _cannot(os.path.join(sweep_dir, name), exc) from None
-
-
 def register_resolvers() -> None:
+    from mlrefresh.runs.job_folders import unique_subdir
+
     for name, fn in (("unique_dir", unique_dir), ("unique_subdir", unique_subdir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
@@ -253,6 +211,19 @@ class RunFolders(Callback):
 
     def on_multirun_start(self, config, **kwargs) -> None:
         self._claim(config, "hydra.sweep.dir", launcher=True)
+
+    def on_job_start(self, config, **kwargs) -> None:
+        if release := getattr(sys.stderr, "release", None):  # Hydra's part of the job is over
+            release()
+
+    def on_job_end(self, config, **kwargs) -> None:
+        """Between a sweep's jobs (run in this process), stderr is held: Hydra's writes into
+        the next job's folder that fail end in a traceback, said in one line (cli.launch)."""
+        from hydra.types import RunMode
+
+        hold = getattr(sys.stderr, "hold", None)
+        if hold and OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN:
+            hold()
 
     @staticmethod
     def _claim(config, key, launcher=False):

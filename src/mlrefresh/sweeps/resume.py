@@ -10,7 +10,7 @@ overrides from there) resumes the sweep in place:
   jobs), and every job that ran must compose to the config it ran with (configs changed since:
   refused), each refusal one line that says what differs;
 - then `.jobs/resume.json` lists the job folders there are; a job whose folder is listed gets it
-  back (rundir.unique_subdir) and its own run decides (runs/run.py): a finished run returns its
+  back (job_folders.unique_subdir) and its own run decides (runs/run.py): a finished run returns its
   saved results, an interrupted one continues from its last.pt, one without a last.pt starts
   again. A job that was refused or never started gets a new folder.
 
@@ -33,9 +33,10 @@ from omegaconf import OmegaConf
 
 from mlrefresh.checks import flatten
 from mlrefresh.errors import ConfigError, ResumeError
-from mlrefresh.runs.checkpoint import save_json
+from mlrefresh.runs.checkpoint import LAST, save_json
 from mlrefresh.runs.console import command, hydra_quote, hydra_unquote
-from mlrefresh.runs.rundir import JOBS, RESUMED
+from mlrefresh.runs.job_folders import RESUMED
+from mlrefresh.runs.rundir import JOBS
 from mlrefresh.schema import complete
 
 __all__ = [
@@ -138,15 +139,33 @@ def _task(config) -> dict:
     return flatten(OmegaConf.to_container(complete(task), resolve=True))
 
 
+def _ran_with(folder: Path) -> tuple[list[str], dict] | None:
+    """(overrides, flat config) a job ran with, from its last.pt (written whole or not at all,
+    checkpoint.py); from Hydra's .hydra/ files for a job saved before last.pt kept its overrides
+    (Hydra rewrites those whenever the job runs again: a kill may leave them half-written, read
+    as another config). None when neither can be read (the job's own run checks its last.pt)."""
+    import torch
+
+    try:
+        state = torch.load(folder / LAST, map_location="cpu", weights_only=True)
+        if isinstance(state.get("overrides"), list) and isinstance(state.get("config"), dict):
+            return [str(o) for o in state["overrides"]], flatten(state["config"])
+    except Exception:  # noqa: BLE001 (none, or not ours: read Hydra's record instead)
+        pass
+    try:
+        overrides = list(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+        return overrides, _task(OmegaConf.load(folder / ".hydra" / "config.yaml"))
+    except Exception:  # noqa: BLE001 (damaged)
+        return None
+
+
 def check_job_configs(sweep_dir, compose) -> None:
     """ResumeError when a job that ran in sweep_dir would now get another config than the one it
     ran with (the config files changed since). compose(overrides): the job's config now."""
     for folder in _job_folders(sweep_dir):
-        try:
-            overrides = list(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
-            ran = _task(OmegaConf.load(folder / ".hydra" / "config.yaml"))
-        except Exception:  # noqa: BLE001 (damaged: the job's own run checks its last.pt)
+        if (record := _ran_with(folder)) is None:
             continue
+        overrides, ran = record
         try:
             now = _task(compose(overrides))
         except Exception as exc:  # noqa: BLE001 (Hydra's or OmegaConf's, in their words)

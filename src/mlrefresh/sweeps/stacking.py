@@ -127,9 +127,10 @@ class StackedTraining(Training):
 
 
 def train_stacked(jobs: list[tuple]) -> dict:
-    """Train (cfg, run_dir[, state]) jobs of one group (the stacked launcher's group_key: the
-    same data, model shape, loss, batch size, epochs and optimizer kind) as one stacked model;
-    with states (each job's own last.pt, all at one epoch: a resumed sweep) from that epoch on.
+    """Train (cfg, run_dir[, state[, overrides]]) jobs of one group (the stacked launcher's
+    group_key: the same data, model shape, loss, batch size, epochs and optimizer kind) as one
+    stacked model; with states (each job's own last.pt, all at one epoch: a resumed sweep) from
+    that epoch on; with overrides (each job's Hydra overrides), kept in each last.pt.
     Returns {absolute run_dir: outcome}. A UserError before training (the data cannot be
     loaded, a last.pt that does not fit) is raised: the caller runs the jobs one by one."""
     jobs = sorted(jobs, key=lambda job: job[0].seed)  # one seed, one batch order: read once
@@ -138,15 +139,16 @@ def train_stacked(jobs: list[tuple]) -> dict:
     data = load(data_name, data_options, device)
     parts = [seeded_model(cfg, data) for cfg in cfgs]  # stack_models copies: these stay put
     states = [job[2] if len(job) > 2 else None for job in jobs]
+    overrides = [job[3] if len(job) > 3 else None for job in jobs]  # each job's own (Job)
     run = None  # the stack's Training: made once the jobs' own states are in their models
 
     def state_of(m):
         return model_slice(run.model, m), run.optimizer.state_dict(m)
 
     group = [Job(cfg, run_dir, model, generator, str(device), state=state,
-                 stack=(len(jobs), functools.partial(state_of, m)))
-             for m, ((cfg, run_dir, *_), (model, generator), state)
-             in enumerate(zip(jobs, parts, states))]  # fmt: skip
+                 stack=(len(jobs), functools.partial(state_of, m)), overrides=job_overrides)
+             for m, ((cfg, run_dir, *_), (model, generator), state, job_overrides)
+             in enumerate(zip(jobs, parts, states, overrides))]  # fmt: skip
     run = StackedTraining(cfgs, data, [model for model, _ in parts], [g for _, g in parts])
     for m, state in enumerate(states):
         if state is not None:

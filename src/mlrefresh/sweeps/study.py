@@ -28,6 +28,7 @@ Example:
 import contextlib
 import threading
 import time
+from pathlib import Path
 
 __all__ = [
     "GRACE_S",
@@ -38,6 +39,7 @@ __all__ = [
     "make_sampler",
     "open_storage",
     "open_study",
+    "retry_folders",
     "tell",
     "trials_left",
 ]
@@ -77,9 +79,11 @@ def _trial_id(storage, study, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
-def _retry(storage, study, trial) -> None:
+def _retry(storage, study, trial, capped: bool) -> None:
     """Fail `trial` (running in a dead process) and enqueue it again, once: another process
-    that fails it first does the enqueueing."""
+    that fails it first does the enqueueing. `capped`: at most MAX_RETRY times (a trial of
+    another process; this sweep folder's own are retried whenever its command runs again). The
+    new trial's user attribute `previous` is the trial it replaces (its folder: retry_folders)."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
@@ -90,9 +94,9 @@ def _retry(storage, study, trial) -> None:
     except UpdateFinishedTrialError:
         return
     retries = trial.user_attrs.get("retries", 0)
-    if retries < MAX_RETRY:
+    if retries < MAX_RETRY or not capped:
         first = trial.user_attrs.get("retry_of", trial.number)
-        attrs = {"retry_of": first, "retries": retries + 1}
+        attrs = {"retry_of": first, "retries": retries + 1, "previous": trial.number}
         study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
 
 
@@ -105,9 +109,35 @@ def fail_dead(storage, study, sweep_dir) -> int:
         mine = trial.user_attrs.get("sweep") == sweep_dir  # this folder's earlier process
         beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp())
         if mine or now - beat > GRACE_S:
-            _retry(storage, study, trial)
+            _retry(storage, study, trial, capped=not mine)
             dead += 1
     return dead
+
+
+def retry_folders(study, sweep_dir) -> dict[str, str]:
+    """{trial number: job folder} for the trials waiting to replace trials of this sweep folder
+    that died (`previous`, followed back to the latest that got a folder, .jobs/<n>.folder):
+    each continues in the folder of the trial it replaces. The records of the trials replaced
+    (.jobs/<n>.json, of a job that ended before its trial was told) are removed: the
+    replacement's record is the job's."""
+    from optuna.trial import TrialState
+
+    from mlrefresh.runs.rundir import JOBS
+
+    jobs = Path(sweep_dir) / JOBS
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    folders = {}
+    for trial in trials.values():
+        if trial.state != TrialState.WAITING or "previous" not in trial.user_attrs:
+            continue
+        previous = trial.user_attrs["previous"]
+        while isinstance(previous, int) and previous in trials:
+            (jobs / f"{previous}.json").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folders[str(trial.number)] = (jobs / f"{previous}.folder").read_text().strip()
+                break
+            previous = trials[previous].user_attrs.get("previous")
+    return folders
 
 
 def open_study(storage, name, directions, sweep_dir):
