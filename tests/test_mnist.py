@@ -2,6 +2,7 @@
 
 import gzip
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from conftest import write_fake_mnist
 from mlrefresh.data import load_dataset
 from mlrefresh.data.idx import IdxError, write_idx
+from mlrefresh.data.mnist_files import FILES
 from mlrefresh.errors import ConfigError, DataError
 
 FASHION = "/usr/share/datasets/fashion-mnist"
@@ -139,6 +141,40 @@ def test_real_fashion_mnist(tmp_path):
     assert ds.y_train.bincount().tolist() == [6000] * 10
     assert ds.y_val.bincount().tolist() == [1000] * 10
     assert FASHION in ds.description
+
+
+@pytest.mark.skipif(
+    not os.path.exists(f"{FASHION}/train-images-idx3-ubyte.gz"),
+    reason="apt-get install dataset-fashion-mnist",
+)
+@pytest.mark.parametrize("how", ["as Debian ships it", "unpacked", "with MNIST's other files"])
+def test_fashion_mnist_files_in_the_mnist_folder_are_one_error_naming_both(tmp_path, how):
+    """Fashion-MNIST's files copied into mnist/ trained as "MNIST" without a word (issue 33,
+    item 5): each is known by its MD5 (Debian's .gz, or the file unpacked), and refused."""
+    folder = tmp_path / "mnist"
+    if how == "with MNIST's other files":  # one file of Fashion's among files of no known set
+        write_fake_mnist(folder, n_train=40, n_val=20)
+        os.remove(folder / "t10k-labels-idx1-ubyte.gz")
+    folder.mkdir(exist_ok=True)
+    for name in ("t10k-labels-idx1-ubyte",) if how.startswith("with") else FILES:
+        data = Path(FASHION, f"{name}.gz").read_bytes()
+        if how == "unpacked":
+            (folder / name).write_bytes(gzip.decompress(data))
+        else:
+            (folder / f"{name}.gz").write_bytes(data)
+    with pytest.raises(DataError) as caught:
+        load_dataset("mnist", root=str(tmp_path), download=False)
+    said = str(caught.value)
+    assert "is Fashion-MNIST's file" in said and "not MNIST's" in said, said
+    assert "dataset=fashion_mnist" in said and "\n" not in said
+
+
+def test_files_of_no_known_data_set_are_used_as_they_are(tmp_path):
+    """A user's own IDX files (here: random images) are neither MNIST's nor Fashion-MNIST's
+    published files: they load, in mnist/ and in fashion_mnist/."""
+    for name in ("mnist", "fashion_mnist"):
+        write_fake_mnist(tmp_path / name, n_train=40, n_val=20)
+        assert len(load_dataset(name, root=str(tmp_path), download=False).x_train) == 40
 
 
 # --- well-formed IDX files that are wrong for the data set: one IdxError line each -------------

@@ -3,7 +3,8 @@ in, and the download of the missing ones (mnist.py reads them).
 
 Files are looked for, as `<name>.gz` or raw `<name>`, in `<root>/mnist/` (or
 `<root>/fashion_mnist/`), and for Fashion-MNIST also in `/usr/share/datasets/fashion-mnist/`
-(Debian's `dataset-fashion-mnist`); downloaded ones are checked against the published MD5.
+(Debian's `dataset-fashion-mnist`); downloaded ones are checked against the published MD5, and
+a file that is another data set's (by its MD5: Fashion-MNIST's copied into mnist/) is refused.
 
 Example:
     >>> from mlrefresh.data.mnist_files import SOURCES, find_files
@@ -12,13 +13,13 @@ Example:
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlrefresh.data.download import DownloadFailed, fetch
+from mlrefresh.data.download import DownloadFailed, fetch, md5sum
 from mlrefresh.errors import ConfigError, DataError
 
-__all__ = ["FILES", "SOURCES", "default_root", "find_files", "locate"]
+__all__ = ["FILES", "SOURCES", "check_not_another", "default_root", "find_files", "locate"]
 
 FILES = (
     "train-images-idx3-ubyte",
@@ -35,6 +36,9 @@ class Source:
     mirrors: tuple[str, ...]
     md5: dict  # published checksums of the .gz files
     system_dirs: tuple[str, ...] = ()
+    # more MD5s that make a file this data set's (a recompressed .gz, the unpacked file): a
+    # file found for another data set with one of these is refused (check_not_another)
+    known: dict = field(default_factory=dict)
     num_classes: int = 10
     names: tuple[str, ...] = tuple(str(d) for d in range(10))  # each label's name
 
@@ -81,8 +85,26 @@ SOURCES = {
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
         system_dirs=("/usr/share/datasets/fashion-mnist",),
+        known={  # Debian's dataset-fashion-mnist (recompressed .gz), and each file unpacked
+            "train-images-idx3-ubyte": (
+                "cf8536b0aa1a6ac5fa3f23001093305c",
+                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+            ),
+            "train-labels-idx1-ubyte": (
+                "10bea18fdb374794d4bb42e356e600c9",
+                "9018921c3c673c538a1fc5bad174d6f9",
+            ),
+            "t10k-images-idx3-ubyte": (
+                "f78720b4224f21cce2f2ccf2d7a94c9a",
+                "8181f5470baa50b63fa0f6fddb340f0a",
+            ),
+            "t10k-labels-idx1-ubyte": (
+                "0d30e22e447f3c33dab9ed536400ac01",
+                "15d484375f8d13e6eb1aabb0c3f46965",
+            ),
+        },  # fmt: skip
     ),
-}
+}  # MNIST's unpacked files have no published MD5: an unpacked MNIST file is not recognised
 
 
 def default_root() -> Path:
@@ -134,6 +156,30 @@ def _download_missing(source, missing, folder, mirrors, md5):
                 made.rmdir()
 
 
+def check_not_another(name: str, found: dict) -> None:
+    """DataError (one line) when a file found for data set `name` is another data set's, by its
+    MD5 (the other's published .gz, or one of its `known`): Fashion-MNIST's files copied into
+    mnist/ would train as "MNIST" without a word. Files of no known data set (a user's own IDX
+    files, a recompressed or unpacked MNIST) are used as they are."""
+    others = {}
+    for other, source in SOURCES.items():
+        for base in FILES if other != name else ():
+            for digest in (source.md5[base + ".gz"], *source.known.get(base, ())):
+                others[digest] = (other, source, base)
+    this = SOURCES[name]
+    for path in (p for p in found.values() if p is not None):
+        try:
+            digest = md5sum(path)
+        except OSError:  # unreadable: reading it says so (idx.py), in its words
+            continue
+        if (match := others.get(digest)) is not None:
+            other, source, base = match
+            raise DataError(
+                f"{path} is {source.title}'s file {base}, not {this.title}'s (its MD5 says so): "
+                f"train on it with dataset={other}, or put {this.title}'s files there instead"
+            )
+
+
 def locate(name, root, download, mirrors, checksums):
     source = SOURCES[name]
     root = Path(root) if root is not None else default_root()
@@ -155,4 +201,5 @@ def locate(name, root, download, mirrors, checksums):
             md5[key] = value
         _download_missing(source, missing, folder, list(mirrors or source.mirrors), md5)
         found = find_files(name, root)
+    check_not_another(name, found)
     return found
