@@ -64,6 +64,45 @@ def test_a_symlog_panel_within_one_decade_has_several_labels():
     assert len(shown) >= 2 and len(labels) >= 2, (shown, labels)
 
 
+def _covered_points(fig) -> list[str]:
+    """The plotted curves' points that a legend covers, in display coordinates: one entry per
+    (panel, curve) that has any."""
+    fig.canvas.draw()
+    covered = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent().expanded(1.02, 1.05)  # a hair of margin
+        for line in ax.get_lines():
+            if line.get_label().startswith("_"):  # the zero line, grid: not data
+                continue
+            xy = ax.transData.transform(np.column_stack(line.get_data()))
+            inside = (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+            inside &= (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+            if inside.any():
+                covered.append(f"{ax.get_title()!r}: {line.get_label()} ({inside.sum()} points)")
+    return covered
+
+
+def test_no_legend_covers_a_curve_of_the_lecture_graphs(tmp_path, monkeypatch):
+    """grad_vs_z's legend covered the CE curve near z = -1..0 (issue 33, item 3): each lecture
+    graph's legends, as laid out in the saved PNG, hold none of the plotted points."""
+    import mlrefresh.plots.figures as module
+
+    laid_out = {}
+
+    def keep(fig, path, dpi=100):
+        fig.tight_layout()
+        laid_out[os.path.basename(path)] = _covered_points(fig)
+        return module.plt.close(fig) or path
+
+    monkeypatch.setattr(module, "save", keep)
+    module.draw_lecture(str(tmp_path))
+    assert laid_out.keys() == {f"{g}.png" for g in GRAPHS}
+    assert {k: v for k, v in laid_out.items() if v} == {}
+
+
 def test_each_loss_has_its_colour_in_every_figure():
     """CE was green in one figure and orange in another: a sweep's settings take the colour of
     their loss (figures.STYLE) wherever each trains one loss of its own."""

@@ -61,7 +61,7 @@ def _square_through_sigmoid(z, t):
 _VS_Z = {  # kind -> (y-axis label, legend place, title)
     "loss": ("loss L", "upper center",
              "Loss for t = 1 and t = 0: cross-entropy keeps growing where the prediction is wrong"),
-    "grad": ("dL/dz", "lower right",
+    "grad": ("dL/dz", "upper left",
              "dL/dz: square loss's gradient vanishes when confidently wrong, CE's stays near ±1"),
 }  # fmt: skip
 
