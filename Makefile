@@ -67,8 +67,9 @@ dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --no-isolation --outdir dist
 
+# the latest sweep or run under outputs/; ARGS="--all", ARGS="<folder or glob>", ARGS="--port 6007"
 tensorboard: $(STAMP)
-	$(BIN)/tensorboard --logdir outputs
+	$(BIN)/python scripts/open_tensorboard.py $(ARGS)
 
 clean:
 	rm -rf outputs dist build .pytest_cache .ruff_cache

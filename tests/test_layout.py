@@ -141,3 +141,15 @@ def test_every_package_src_imports_is_declared_in_pyproject():
         if not dists & declared:
             missing[name] = sorted(dists)
     assert missing == {}, missing
+
+
+def test_no_script_shadows_a_module_it_or_a_library_imports():
+    """`python scripts/x.py` puts scripts/ first on sys.path: a scripts/tensorboard.py made
+    scripts/train.py's `import tensorboard` find it instead of TensorBoard ("tensorboard.compat
+    is not installed"). No script is named after an importable module."""
+    import importlib.util
+
+    scripts = sorted((Path(ROOT) / "scripts").glob("*.py"))
+    assert len(scripts) >= 5
+    taken = [p.name for p in scripts if importlib.util.find_spec(p.stem) is not None]
+    assert taken == [], f"scripts named like an importable module: {taken}"

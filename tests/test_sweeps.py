@@ -323,6 +323,71 @@ def _hparams_table(logdir, timeout=90):
         server.wait()
 
 
+def _tensorboard_answers(command, paths, timeout=90):
+    """Start TensorBoard by `command` (plus --port), and return its JSON answers to `paths`
+    (GET, or POST for the HParams experiment) once it has read the runs; then stop it."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port),
+                               "--load_fast=false"], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def ask(path):
+        url = f"http://127.0.0.1:{port}{path}"
+        post = path.endswith("/experiment")
+        data = json.dumps({"experimentName": ""}).encode() if post else None
+        request = urllib.request.Request(url, data=data,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return json.load(answer)
+
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                answers = {path: ask(path) for path in paths}
+                if all(answers.values()):
+                    return answers
+            except OSError:  # not listening yet
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"TensorBoard did not answer {paths}")
+    finally:
+        server.kill()
+        server.communicate()
+
+
+@pytest.mark.slow
+def test_make_tensorboard_opens_the_latest_sweep_with_its_own_table_and_no_dot_run(tmp_path):
+    """A week's outputs/: TensorBoard on all of it ticked no run above 40, took one sweep's
+    HParams table for all, and showed each sweep folder as a run "." (issue 33, item 1). The
+    opener shows the latest sweep: its jobs as the runs (no "."), its swept key first; an
+    earlier sweep opened by name has its own table."""
+    common = ["trainer.epochs=1", "trainer.images=false", "dataset.n_train=200"]
+    for where, sweep in (("multirun/a", "optim.lr=0.1,0.3"), ("multirun/b", "seed=1,2,3")):
+        made = run("-m", sweep, *common, f"hydra.sweep.dir={tmp_path}/outputs/{where}")
+        assert made.returncode == 0, made.stderr
+    assert not list((tmp_path / "outputs").glob("multirun/*/events.out.tfevents.*"))
+    opener = [sys.executable, os.path.join(ROOT, "scripts", "open_tensorboard.py"),
+              "--outputs", str(tmp_path / "outputs")]  # fmt: skip
+    latest = _tensorboard_answers(opener, ["/data/runs", "/data/plugin/hparams/experiment"])
+    runs = sorted(latest["/data/runs"])
+    assert runs == [f"dataset.n_train=200,seed={s},trainer.epochs=1,trainer.images=False"
+                    for s in (1, 2, 3)]  # fmt: skip
+    infos = latest["/data/plugin/hparams/experiment"]["hparamInfos"]
+    assert infos[0]["name"] == "seed" and infos[0].get("differs")
+    earlier = _tensorboard_answers([*opener, str(tmp_path / "outputs" / "multirun" / "a")],
+                                   ["/data/plugin/hparams/experiment"])  # fmt: skip
+    infos = earlier["/data/plugin/hparams/experiment"]["hparamInfos"]
+    assert infos[0]["name"] == "optim.lr" and infos[0].get("differs")
+
+
 @pytest.mark.slow
 def test_hparams_table_lists_the_swept_keys_first_and_every_runs_keys_and_nll_early(tmp_path):
     sweep = tmp_path / "sweep"
@@ -376,11 +441,8 @@ def test_preempted_slurm_job_is_requeued_and_resumes_from_last_pt(tmp_path):
     out, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     names = sorted(d.name for d in sweep.iterdir() if d.name[0] != ".")
-    hparams = [n for n in names if n.startswith("events.out.tfevents.")]  # the sweep's table
-    assert len(hparams) == 1
-    assert sorted(set(names) - set(hparams)) == sorted(
-        [folder.name, "multirun.yaml", "summary.csv"]
-    )  # no `<name>-1`
+    assert names == sorted([folder.name, "multirun.yaml", "summary.csv"])  # no `<name>-1`
+    assert len(list(folder.glob("events.out.tfevents.*.hparams"))) == 1  # the sweep's table
     log = (folder / "train.log").read_text()
     assert "requeued by SLURM: resuming" in log and "epoch 100/100" in log
     events = EventAccumulator(str(folder))

@@ -7,8 +7,9 @@ Everything is written into the run directory itself (no timestamped sub-run, unl
 named by its directory, and the HParams dashboard compares the jobs of a sweep. A run writes
 its hyperparameters (session start/end) but no HParams "experiment" (with one per run,
 TensorBoard takes one run's at random: its keys only). A finished sweep writes one for all its
-jobs into its own folder (`sweep_experiment`): the swept keys first, then every key any job
-has, and the metrics with the likelihood first.
+jobs into each job's folder (`sweep_experiment`: the same table in every one, so TensorBoard on
+the sweep finds it in whichever run it reads first, and no run "." of the sweep folder itself):
+the swept keys first, then every key any job has, and the metrics with the likelihood first.
 
 Example:
     >>> import tempfile
@@ -31,7 +32,8 @@ from torch.utils.tensorboard.summary import hparams
 from mlrefresh.errors import OutputError
 from mlrefresh.plots.pictures import boundary_image, template_image
 
-__all__ = ["LAYOUT", "METRICS_FIRST", "RunWriter", "hparam_value", "sweep_experiment"]
+__all__ = ["EXPERIMENT", "LAYOUT", "METRICS_FIRST", "RunWriter", "hparam_value",
+           "sweep_experiment"]  # fmt: skip
 
 # TensorBoard's Custom Scalars tab: each metric's train and val curves in one chart, where a gap
 # between them (overfitting) shows; the Scalars tab keeps one chart per tag
@@ -59,8 +61,12 @@ METRICS_FIRST = ("accuracy/val", "nll/val", "loss/val", "kl/val", "accuracy/trai
                  "loss/train", "grad_norm")  # fmt: skip
 
 
-def sweep_experiment(sweep_dir, runs: list[dict], metrics: list[str]) -> None:
-    """The HParams "experiment" of a finished sweep, written into the sweep folder: runs are
+EXPERIMENT = ".hparams"  # the end of the name of a job's event file that holds the sweep's table
+
+
+def sweep_experiment(folders, runs: list[dict], metrics: list[str]) -> None:
+    """The HParams "experiment" of a finished sweep, written into each of its jobs' `folders`
+    (an event file `*.hparams`, replacing the one an earlier run of the sweep wrote): runs are
     each job's hyperparameters (as its RunWriter wrote them), metrics the scalar tags. Columns:
     the keys whose values differ first (marked `differs`), then every other key any job has;
     metrics in METRICS_FIRST's order, then the rest. Without it TensorBoard lists the metrics
@@ -86,12 +92,15 @@ def sweep_experiment(sweep_dir, runs: list[dict], metrics: list[str]) -> None:
                                                 version=metadata.PLUGIN_DATA_VERSION)  # fmt: skip
     smd = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
         plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString()))  # fmt: skip
-    with _writing(sweep_dir):
-        writer = SummaryWriter(log_dir=str(sweep_dir))
-        writer.file_writer.add_summary(
-            Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=smd)])
-        )
-        writer.close()
+    summary = Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=smd)])
+    for folder in folders:
+        before = list(Path(folder).glob(f"events.out.tfevents.*{EXPERIMENT}"))
+        with _writing(folder):
+            writer = SummaryWriter(log_dir=str(folder), filename_suffix=EXPERIMENT)
+            writer.file_writer.add_summary(summary)
+            writer.close()
+        for old in before:  # the table an earlier run of the sweep wrote
+            old.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
