@@ -199,6 +199,8 @@ class SweepSummary(Callback):
                 write_record("failed", 1, f"{type(exc).__name__}: {exc}")
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        if release := getattr(sys.stderr, "release", None):  # held between jobs (RunFolders)
+            release()  # the failed jobs' lines below come before the table, as they are printed
         sweep_dir = Path(str(config.hydra.sweep.dir))
         rows = collect([sweep_dir])  # records one level down (or deeper: a custom subdir)
         if not rows:
