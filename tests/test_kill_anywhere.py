@@ -19,7 +19,6 @@ Run one launcher's battery and see each kill:
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers import ROOT, TRAIN
+from test_sweep_resume import trial_states
 from test_sweeps import _cluster_down, read_csv
 
 KILLER = os.path.join(ROOT, "tests", "killer")
@@ -191,14 +191,6 @@ def test_a_sweep_killed_at_every_write_finishes_as_if_never_killed(tmp_path, ref
     met = kill_again_and_again([*LAUNCHERS[launcher], *GRID], sweep, schedule(launcher))
     assert len(met) >= len(WRITES) - 2, met  # the schedule's writes are met (a few may not be)
     assert_same_sweep(sweep, reference["stacked" if launcher == "stacked" else "basic"])
-
-
-def trial_states(db) -> list[str]:
-    connection = sqlite3.connect(db)
-    try:
-        return [s for (s,) in connection.execute("select state from trials order by number")]
-    finally:
-        connection.close()
 
 
 @pytest.mark.slow

@@ -284,48 +284,10 @@ def test_readme_slurm_sweep_on_a_real_cluster(tmp_path):
 # -- TensorBoard's HParams table, from a real TensorBoard over HTTP ---------------------------
 
 
-def _hparams_table(logdir, timeout=90):
-    """What TensorBoard's HParams dashboard is given: (name, differs) per key, in its order,
-    and the metric tags in their order."""
-    import json
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
-    server = subprocess.Popen([tensorboard, "--logdir", str(logdir), "--host", "127.0.0.1",
-                               "--port", str(port), "--load_fast=false"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/data/plugin/hparams/experiment",
-        data=json.dumps({"experimentName": ""}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(request, timeout=5) as answer:
-                    experiment = json.load(answer)
-                infos = experiment.get("hparamInfos", [])
-                if infos:
-                    metrics = [m["name"]["tag"] for m in experiment.get("metricInfos", [])]
-                    return [(h["name"], h.get("differs", False)) for h in infos], metrics
-            except OSError:  # not listening yet, or still reading the event files
-                pass
-            time.sleep(0.5)
-        raise AssertionError("TensorBoard gave no HParams table")
-    finally:
-        server.kill()
-        server.wait()
-
-
 def _tensorboard_answers(command, paths, timeout=90):
     """Start TensorBoard by `command` (plus --port), and return its JSON answers to `paths`
-    (GET, or POST for the HParams experiment) once it has read the runs; then stop it."""
+    (GET, or POST for the HParams experiment) once it has read the runs (every answer holds
+    something; the experiment, its hparamInfos); then stop it."""
     import json
     import socket
     import time
@@ -335,8 +297,8 @@ def _tensorboard_answers(command, paths, timeout=90):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port),
-                               "--load_fast=false"], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+                               "--load_fast=false"], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
     def ask(path):
         url = f"http://127.0.0.1:{port}{path}"
@@ -352,7 +314,8 @@ def _tensorboard_answers(command, paths, timeout=90):
         while time.monotonic() < deadline:
             try:
                 answers = {path: ask(path) for path in paths}
-                if all(answers.values()):
+                if all(a.get("hparamInfos") if isinstance(a, dict) else a
+                       for a in answers.values()):  # fmt: skip
                     return answers
             except OSError:  # not listening yet
                 pass
@@ -360,7 +323,18 @@ def _tensorboard_answers(command, paths, timeout=90):
         raise AssertionError(f"TensorBoard did not answer {paths}")
     finally:
         server.kill()
-        server.communicate()
+        server.wait()
+
+
+def _hparams_table(logdir, timeout=90):
+    """What TensorBoard's HParams dashboard is given: (name, differs) per key, in its order,
+    and the metric tags in their order."""
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    path = "/data/plugin/hparams/experiment"
+    experiment = _tensorboard_answers([tensorboard, "--logdir", str(logdir)], [path],
+                                      timeout)[path]  # fmt: skip
+    metrics = [m["name"]["tag"] for m in experiment.get("metricInfos", [])]
+    return [(h["name"], h.get("differs", False)) for h in experiment["hparamInfos"]], metrics
 
 
 @pytest.mark.slow
