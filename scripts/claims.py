@@ -129,7 +129,8 @@ def kl(runs):
     by_data = defaultdict(list)
     for r in runs:
         f = r["final"]
-        by_data[r["o"].get("dataset.seed")].append(f["nll/val"] - f["kl/val"])
+        data_set = (r["o"].get("dataset.seed"), r["o"].get("dataset.std"))  # the experiment's
+        by_data[data_set].append(f["nll/val"] - f["kl/val"])
     spread = [max(v) - min(v) for v in by_data.values()]
     gap = [r["final"]["nll/val"] - r["final"]["kl/val"] - r["final"]["entropy/val"] for r in runs]
     return [

@@ -48,6 +48,37 @@ def test_sweep_curves_from_a_small_sweep(tmp_path):
     assert_picture(tmp_path / "out" / "sweep_sweep.png", min_size=(900, 250))
 
 
+def test_the_kl_figure_puts_each_runs_nll_minus_kl_on_its_data_sets_entropy(tmp_path):
+    """kl averaged five data sets of one entropy in its "NLL - KL = entropy" panel and the
+    curves did not sit on the dots (issue 33, item 3). Now its data sets differ in spread: per
+    run, NLL - KL at the last epoch against that run's entropy lies on y = x, CE and square
+    each with their own colour and marker, and the thick curves are per data set."""
+    from matplotlib.colors import to_hex
+
+    from mlrefresh.plots.curves import sweep_figure
+    from mlrefresh.plots.figures import STYLE, plt
+
+    sweep = tmp_path / "kl"
+    made = cli(TRAIN, "-m", "experiment=kl", "seed=1", "dataset.std=1,3", "trainer.epochs=2",
+               "trainer.images=false", f"hydra.sweep.dir={sweep}")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    fig = sweep_figure(sweep)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
+    (claim,) = [ax for title, ax in panels.items() if title.startswith("NLL - KL = entropy")]
+    dots = {}
+    for c in claim.collections:  # one collection per loss and data set
+        dots.setdefault(to_hex(c.get_edgecolor()[0]), []).extend(c.get_offsets().tolist())
+    assert dots.keys() == {STYLE["ce"]["color"], STYLE["square"]["color"]}
+    assert len({c.get_paths()[0].vertices.shape for c in claim.collections}) == 2  # o and x
+    for xy in map(np.array, dots.values()):
+        assert len(xy) == 2 and abs(xy[1][0] - xy[0][0]) > 0.2  # entropies far apart
+        assert np.abs(xy[:, 1] - xy[:, 0]).max() < 0.02  # on the line y = x
+    thick = [line for line in panels["val accuracy"].get_lines() if line.get_linewidth() > 2]
+    assert len(thick) == 4  # one mean per loss and data set, not one over both data sets
+    assert "contrast loss;" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
 def test_a_symlog_panel_within_one_decade_has_several_labels():
     """The outliers' |dL/dz| panel (0.25-0.45) had a single tick label."""
     from mlrefresh.plots.curves import symlog_axis

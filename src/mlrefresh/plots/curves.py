@@ -8,7 +8,9 @@ row, the legend above them: validation accuracy (its axis at least 0.1 tall: a s
 is noise), validation NLL (where a model has no probabilities: each loss on its own panel, as
 square loss and cross-entropy are not on one scale), diag/dz_abs, and where the data's true
 posterior is known kl/val, and for `experiment=kl` the claim it checks: NLL - KL = the entropy
-of p(y|x).
+of p(y|x), one dot per run at its final epoch against its data set's entropy, on the line y = x
+(the experiment's data sets differ in spread, `dataset.std`: not a contrast there but the data
+sets the claim runs over, as `dataset.seed` is elsewhere).
 
 Example:
     python scripts/train.py -m experiment=saturation hydra.sweep.dir=outputs/sat
@@ -26,11 +28,12 @@ from mlrefresh.plots.figures import STYLE, plt
 from mlrefresh.runs.records import read_config, read_overrides, skip_damaged
 from mlrefresh.sweeps.summary import SEEDS
 
-__all__ = ["draw_sweep", "group_styles", "read_sweep", "symlog_axis"]
+__all__ = ["draw_sweep", "group_styles", "read_sweep", "sweep_figure", "symlog_axis"]
 
 COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
            "#1f78b4", "#666666", "#b15928"]  # fmt: skip
 DASHES = ["-", "--", ":", "-."]  # with the colours: 10 x 4 settings, no two alike
+MARKERS = ["o", "x", "s", "^", "D", "v", "+", "*", "P", "<"]  # dots (kl): hollow o, x, ...
 
 
 def read_sweep(sweep_dir) -> list[dict]:
@@ -64,8 +67,16 @@ def read_sweep(sweep_dir) -> list[dict]:
     return jobs
 
 
+DATA_SETS = {"kl": ("dataset.std",)}  # an experiment's data sets, besides dataset.seed
+
+
+def _kl(jobs) -> bool:
+    return any(j["overrides"].get("experiment") == "kl" for j in jobs)
+
+
 def _contrast(jobs):
-    keys = sorted({k for j in jobs for k in j["overrides"]} - set(SEEDS))
+    data_sets = DATA_SETS["kl"] if _kl(jobs) else ()
+    keys = sorted({k for j in jobs for k in j["overrides"]} - set(SEEDS) - set(data_sets))
     varying = [k for k in keys if len({j["overrides"].get(k) for j in jobs}) > 1]
     return varying
 
@@ -87,23 +98,64 @@ def _panels(jobs) -> list[tuple]:
     panels.append(("diag/dz_abs", "mean |dL/dz| (train)", every))
     if all("kl/val" in j["scalars"] for j in jobs):
         panels.append(("kl/val", "KL(p_true || p_model), val", every))
-        likelihood = any(j["overrides"].get("experiment") == "kl" for j in jobs)  # its claim
-        if likelihood and all("entropy/val" in j["scalars"] and "nll/val" in j["scalars"]
-                              for j in jobs):  # fmt: skip
-            title = "NLL - KL, val = entropy of p_true (black dots), up to label noise"
+        if _kl(jobs) and all("entropy/val" in j["scalars"] and "nll/val" in j["scalars"]
+                             for j in jobs):  # fmt: skip
+            title = "NLL - KL = entropy of p_true(y|x): each run's last epoch, val"
             panels.append(("nll-kl", title, every))
+            title = "NLL - KL - entropy: the noise of the sampled val labels"
+            panels.append(("nll-kl-entropy", title, every))
     return panels
 
 
-def _series(scalars, tag):
-    if tag != "nll-kl":
-        return scalars.get(tag)
-    (steps, nll), (_, kl) = scalars["nll/val"], scalars["kl/val"]
-    return steps, [a - b for a, b in zip(nll, kl)]
+def _by_data_set(members, jobs) -> list[list]:
+    """A group's jobs, per data set where the sweep's data sets are not alike (experiment=kl:
+    a mean over data sets of different entropies would be no run's curve)."""
+    if not _kl(jobs):
+        return [members]
+    keys = ("dataset.seed", *DATA_SETS["kl"])
+    subsets = defaultdict(list)
+    for job in members:
+        subsets[tuple(str(job["overrides"].get(k)) for k in keys)].append(job)
+    return [subsets[k] for k in sorted(subsets)]
 
 
-def _draw(ax, tag, runs, colour, dash, label):
-    curves = [c for c in (_series(r, tag) for r in runs) if c]
+def _dots(ax, tag, runs, colour, marker, label):
+    """The kl claim: per run, NLL - KL (or NLL - KL - entropy) at the last epoch against its
+    data set's entropy."""
+    entropy = [r["entropy/val"][1][-1] for r in runs]
+    rest = [r["nll/val"][1][-1] - r["kl/val"][1][-1] for r in runs]
+    if tag == "nll-kl-entropy":
+        rest = [a - b for a, b in zip(rest, entropy)]
+    ax.scatter(entropy, rest, color=colour, marker=marker, s=40, linewidths=1.4, zorder=3,
+               facecolors="none" if marker == "o" else colour, label=label)  # fmt: skip
+
+
+def _residual_axis(ax):
+    ax.axhline(0, color="black", linewidth=0.8, zorder=1)
+    high = max(abs(ax.dataLim.y0), abs(ax.dataLim.y1), 0.005) * 1.3
+    ax.set_ylim(-high, high)
+    ax.set_xlabel("entropy of p_true(y|x), val (nats)")
+    ax.set_ylabel("nll/val - kl/val - entropy")
+    ax.grid(alpha=0.3)
+
+
+def _line_of_equality(ax):
+    low = min(ax.dataLim.x0, ax.dataLim.y0, 0.0)
+    high = max(ax.dataLim.x1, ax.dataLim.y1) * 1.05
+    ax.plot([low, high], [low, high], color="black", linewidth=0.8, zorder=1,
+            label="y = x")  # fmt: skip
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("entropy of p_true(y|x), val (nats)")
+    ax.set_ylabel("nll/val - kl/val (nats)")
+
+
+def _draw(ax, tag, runs, colour, dash, label, marker="o"):
+    if tag.startswith("nll-kl"):
+        _dots(ax, tag, runs, colour, marker, label)
+        return
+    curves = [c for c in (r.get(tag) for r in runs) if c]
     for steps, values in curves:
         ax.plot(steps, values, color=colour, linestyle=dash, linewidth=0.7, alpha=0.45)
     if curves:
@@ -111,9 +163,6 @@ def _draw(ax, tag, runs, colour, dash, label):
         mean = [sum(v[s] for _, v in curves) / len(curves) for s in range(length)]
         ax.plot(curves[0][0][:length], mean, color=colour, linestyle=dash, linewidth=2.6,
                 label=label)  # fmt: skip
-    if tag == "nll-kl":  # the data's entropy: what NLL - KL equals, every epoch
-        for steps, values in (r["entropy/val"] for r in runs):
-            ax.plot(steps, values, color="black", linestyle=":", linewidth=1.2)
 
 
 def _accuracy_axis(ax) -> None:
@@ -163,6 +212,16 @@ def group_styles(groups: dict) -> dict:
 
 def draw_sweep(sweep_dir, out_dir) -> str:
     """A PNG of the sweep's curves in out_dir; returns its path."""
+    fig = sweep_figure(sweep_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"sweep_{os.path.basename(os.path.normpath(sweep_dir))}.png")
+    fig.savefig(path, dpi=90)  # not figures.save: its tight_layout would undo the legend's room
+    plt.close(fig)
+    return path
+
+
+def sweep_figure(sweep_dir):
+    """The matplotlib figure of the sweep's curves, laid out (draw_sweep saves it)."""
     jobs = read_sweep(sweep_dir)
     keys = _contrast(jobs)
     groups = defaultdict(list)
@@ -173,13 +232,19 @@ def draw_sweep(sweep_dir, out_dir) -> str:
     fig, axes = plt.subplots(rows, 2, figsize=(11, 3.3 * rows + 0.9), squeeze=False)
     axes = axes.flatten()
     styles = group_styles(groups)
-    for group, members in sorted(groups.items()):
+    for i, (group, members) in enumerate(sorted(groups.items())):
         colour, dash = styles[group]
-        for ax, (tag, _, which) in zip(axes, panels):
-            runs = [j["scalars"] for j in members if which(j)]
-            _draw(ax, tag, runs, colour, dash, f"{group} (n={len(members)})")
+        label = f"{group} (n={len(members)})"
+        for subset in _by_data_set(members, jobs):  # the mean of each data set
+            for ax, (tag, _, which) in zip(axes, panels):
+                runs = [j["scalars"] for j in subset if which(j)]
+                _draw(ax, tag, runs, colour, dash, label, MARKERS[i % len(MARKERS)])
+            label = None  # once in the legend
     for ax, (tag, title, _) in zip(axes, panels):
         ax.set_title(title, fontsize=10)
+        if tag.startswith("nll-kl"):
+            (_line_of_equality if tag == "nll-kl" else _residual_axis)(ax)
+            continue
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -192,14 +257,11 @@ def draw_sweep(sweep_dir, out_dir) -> str:
     handles, labels = axes[0].get_legend_handles_labels()
     name = os.path.basename(os.path.normpath(sweep_dir))
     contrast = ", ".join(keys) or "one setting"
-    fig.suptitle(f"{name}: contrast {contrast}; thin lines one run each, thick the mean")
+    means = "the mean of each data set" if _kl(jobs) else "the mean"
+    fig.suptitle(f"{name}: contrast {contrast}; thin lines one run each, thick {means}")
     ncol = max(1, min(len(labels), 4, 110 // (max(map(len, labels), default=1) + 6)))  # fits
     fig.legend(handles, labels, loc="upper center", ncol=ncol, fontsize=9,
                bbox_to_anchor=(0.5, 1 - 0.45 / fig.get_figheight()), frameon=False)  # fmt: skip
     legend_rows = -(-len(labels) // ncol)
     fig.tight_layout(rect=(0, 0, 1, 1 - (0.35 + 0.25 * legend_rows) / fig.get_figheight()))
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"sweep_{name}.png")
-    fig.savefig(path, dpi=90)  # not figures.save: its tight_layout would undo the legend's room
-    plt.close(fig)
-    return path
+    return fig
