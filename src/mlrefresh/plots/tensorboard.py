@@ -33,10 +33,12 @@ from mlrefresh.errors import OutputError
 from mlrefresh.plots.pictures import boundary_image, template_image
 
 __all__ = ["EXPERIMENT", "LAYOUT", "METRICS_FIRST", "RunWriter", "hparam_value",
-           "sweep_experiment"]  # fmt: skip
+           "sweep_experiment", "writing"]  # fmt: skip
 
 # TensorBoard's Custom Scalars tab: each metric's train and val curves in one chart, where a gap
-# between them (overfitting) shows; the Scalars tab keeps one chart per tag
+# between them (overfitting) shows; the Scalars tab keeps one chart per tag. A single run's: the
+# jobs of a sweep write none (2 lines per job in one chart), the sweep's over-seeds runs one
+# margin chart per metric (sweeps/seed_curves.py)
 LAYOUT = {
     "train vs val": {
         metric: ["Multiline", [f"{metric}/train", f"{metric}/val"]]
@@ -95,7 +97,7 @@ def sweep_experiment(folders, runs: list[dict], metrics: list[str]) -> None:
     summary = Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=smd)])
     for folder in folders:
         before = list(Path(folder).glob(f"events.out.tfevents.*{EXPERIMENT}"))
-        with _writing(folder):
+        with writing(folder):
             writer = SummaryWriter(log_dir=str(folder), filename_suffix=EXPERIMENT)
             writer.file_writer.add_summary(summary)
             writer.close()
@@ -104,7 +106,7 @@ def sweep_experiment(folders, runs: list[dict], metrics: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def _writing(run_dir):
+def writing(run_dir):
     """A failed write (a full disk; TensorBoard's writer thread re-raises it here) as one line."""
     try:
         yield
@@ -122,12 +124,12 @@ class RunWriter:
     A run that starts again from nothing in a folder with an event file (a job of a resumed
     sweep that had logged an epoch but saved no last.pt) purges every step of the earlier one."""
 
-    def __init__(self, run_dir, config_yaml, hparam_dict, resume_after=0):
+    def __init__(self, run_dir, config_yaml, hparam_dict, resume_after=0, layout=True):
         self.run_dir = run_dir
-        with _writing(run_dir):
-            self._open(run_dir, config_yaml, hparam_dict, resume_after)
+        with writing(run_dir):
+            self._open(run_dir, config_yaml, hparam_dict, resume_after, layout)
 
-    def _open(self, run_dir, config_yaml, hparam_dict, resume_after):
+    def _open(self, run_dir, config_yaml, hparam_dict, resume_after, layout):
         clean = {k: hparam_value(v) for k, v in hparam_dict.items()}
         _, start, self._end = hparams(clean, {})  # no experiment: see the module docstring
         if resume_after:
@@ -135,7 +137,8 @@ class RunWriter:
             return
         earlier = any(Path(run_dir).glob("events.out.tfevents.*"))  # started again in its folder
         self.writer = SummaryWriter(log_dir=run_dir, purge_step=0 if earlier else None)
-        self.writer.add_custom_scalars(LAYOUT)  # train and val of a metric in one chart
+        if layout:  # train and val of a metric in one chart
+            self.writer.add_custom_scalars(LAYOUT)
         # four leading spaces make a Markdown code block, so the YAML keeps its indentation
         block = "\n".join("    " + line for line in config_yaml.splitlines())
         self.writer.add_text("config", block, global_step=0)
@@ -147,7 +150,7 @@ class RunWriter:
         epoch's end where the loop waits for its metrics anyway: a worker thread drawing while
         the next epoch trains made their OpenMP threads wait for each other (an epoch at two
         threads took 317 ms instead of 164; scripts/bench.py loop)."""
-        with torch.no_grad(), _writing(self.run_dir):
+        with torch.no_grad(), writing(self.run_dir):
             self._histogram("logits/val", z_val.detach().flatten().float(), step)
             if not image:
                 return
@@ -182,18 +185,18 @@ class RunWriter:
         self.writer.file_writer.add_summary(summary, step)
 
     def scalars(self, step: int, values: dict) -> None:
-        with _writing(self.run_dir):
+        with writing(self.run_dir):
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, global_step=step)
 
     def flush(self) -> None:
         """What was logged, on disk now: called before last.pt is saved, so that a kill after
         it loses no logged epoch (the resumed run logs only the epochs after last.pt's)."""
-        with _writing(self.run_dir):
+        with writing(self.run_dir):
             self.writer.flush()
 
     def close(self, success: bool) -> None:
-        with _writing(self.run_dir):
+        with writing(self.run_dir):
             try:
                 if success:  # marks the HParams session as finished
                     self.writer.file_writer.add_summary(self._end)

@@ -141,7 +141,8 @@ class Job:
             from mlrefresh.plots.tensorboard import RunWriter  # TensorBoard: not for a refused run
 
             self.writer = RunWriter(self.run_dir, OmegaConf.to_yaml(self.resolved), hparams,
-                                    resume_after=self.saved_epoch)  # fmt: skip
+                                    resume_after=self.saved_epoch,
+                                    layout=_sweep_dir() is None)  # fmt: skip
 
     def close_writer(self, success: bool) -> None:
         if self.writer:

@@ -8,8 +8,8 @@ the process that started the sweep) gathers the records into `summary.csv`, prin
 lines of failed jobs that went elsewhere (submitit's log files), prints the table and sets the
 sweep's exit code (the worst job's). The table (table.py) has one row per configuration, the
 seeds aggregated: n, mean ± std of accuracy/val and of nll/val, best first; the sweep's HParams
-table for TensorBoard is hparams.py's. `scripts/summarize.py DIR ...` prints the same table for
-folders that exist already.
+table for TensorBoard is hparams.py's, its curves over seeds seed_curves.py's.
+`scripts/summarize.py DIR ...` prints the same table for folders that exist already.
 
 Example:
     >>> import os, tempfile
@@ -41,6 +41,7 @@ from mlrefresh.runs.records import (
 from mlrefresh.runs.rundir import JOBS
 from mlrefresh.runs.session import current
 from mlrefresh.sweeps.hparams import write_hparams_table
+from mlrefresh.sweeps.seed_curves import write_seed_curves
 from mlrefresh.sweeps.table import SEEDS, config_of, table
 
 __all__ = ["SEEDS", "SweepSummary", "collect", "parse_overrides", "read_overrides", "table",
@@ -213,6 +214,7 @@ class SweepSummary(Callback):
             current().codes.append(exc.exit_code)
             where = "not written"
         write_hparams_table(sweep_dir, [(config_of(r), r) for r in rows])
+        write_seed_curves(sweep_dir, rows)
         for r in rows:
             shown = r.get("stderr") is not None and r.get("stderr") == _stderr_id()
             if r["status"] != "ok" and not shown and r.get("error"):
