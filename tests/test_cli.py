@@ -117,7 +117,7 @@ def test_refused_job_in_a_sweep_does_not_stop_the_others(tmp_path):
         for d in os.listdir(tmp_path / "sweep")
         if os.path.isdir(tmp_path / "sweep" / d) and d[0] != "."
     ]
-    assert jobs == ["loss=ce,model=logistic,trainer.epochs=2"]
+    assert jobs == ["model=logistic,loss=ce,trainer.epochs=2"]  # the swept key first
 
 
 def test_divergence_exits_1_and_keeps_what_was_logged(tmp_path):

@@ -31,7 +31,7 @@ def test_a_sweep_has_one_run_per_configuration_with_its_seeds_mean_min_and_max(t
     sweep = tmp_path / "sweep"
     made = cli(TRAIN, *SWEEP, f"hydra.sweep.dir={sweep}")
     assert made.returncode == 0, made.stderr
-    over = sweep / "over_seeds"
+    over = sweep / ".over_seeds"
     assert sorted(p.name for p in over.iterdir()) == ["optim.lr=0.03", "optim.lr=0.3"]
     for lr in ("0.03", "0.3"):
         jobs = [p for p in sweep.iterdir() if f"optim.lr={lr}," in p.name]
@@ -60,7 +60,7 @@ def test_a_resumed_sweep_replaces_its_curves_over_seeds(tmp_path):
     for lrs in ("0.03", "0.03", "0.03,0.3"):
         made = cli(TRAIN, "-m", f"optim.lr={lrs}", *rest)
         assert made.returncode == 0, made.stderr
-        names = sorted(p.name for p in (sweep / "over_seeds").iterdir())
+        names = sorted(p.name for p in (sweep / ".over_seeds").iterdir())
         assert names == (["all"] if lrs == "0.03" else ["optim.lr=0.03", "optim.lr=0.3"])
-        for folder in (sweep / "over_seeds").iterdir():
+        for folder in (sweep / ".over_seeds").iterdir():
             assert len(list(folder.glob("events.out.tfevents.*"))) == 1

@@ -341,8 +341,9 @@ def _hparams_table(logdir, timeout=90):
 def test_make_tensorboard_opens_the_latest_sweep_with_its_own_table_and_no_dot_run(tmp_path):
     """A week's outputs/: TensorBoard on all of it ticked no run above 40, took one sweep's
     HParams table for all, and showed each sweep folder as a run "." (issue 33, item 1). The
-    opener shows the latest sweep: its jobs as the runs (no "."), its swept key first; an
-    earlier sweep opened by name has its own table."""
+    opener shows the latest sweep: its jobs as the runs (no "."), named and tabled with its
+    swept key first, and its curves over seeds; an earlier sweep opened by name has its own
+    table."""
     common = ["trainer.epochs=1", "trainer.images=false", "dataset.n_train=200"]
     for where, sweep in (("multirun/a", "optim.lr=0.1,0.3"), ("multirun/b", "seed=1,2,3")):
         made = run("-m", sweep, *common, f"hydra.sweep.dir={tmp_path}/outputs/{where}")
@@ -352,8 +353,9 @@ def test_make_tensorboard_opens_the_latest_sweep_with_its_own_table_and_no_dot_r
               "--outputs", str(tmp_path / "outputs")]  # fmt: skip
     latest = _tensorboard_answers(opener, ["/data/runs", "/data/plugin/hparams/experiment"])
     runs = sorted(latest["/data/runs"])
-    assert runs == [f"dataset.n_train=200,seed={s},trainer.epochs=1,trainer.images=False"
-                    for s in (1, 2, 3)]  # fmt: skip
+    assert runs == [".over_seeds/all"] + [  # its swept key first; and its mean over seeds
+        f"seed={s},dataset.n_train=200,trainer.epochs=1,trainer.images=False" for s in (1, 2, 3)
+    ]
     infos = latest["/data/plugin/hparams/experiment"]["hparamInfos"]
     assert infos[0]["name"] == "seed" and infos[0].get("differs")
     earlier = _tensorboard_answers([*opener, str(tmp_path / "outputs" / "multirun" / "a")],

@@ -35,7 +35,7 @@ from mlrefresh.checks import flatten
 from mlrefresh.errors import ConfigError, ResumeError
 from mlrefresh.runs.checkpoint import LAST, save_json
 from mlrefresh.runs.console import command, hydra_quote, hydra_unquote
-from mlrefresh.runs.job_folders import RESUMED
+from mlrefresh.runs.job_folders import MANIFEST, RESUMED, swept_keys
 from mlrefresh.runs.rundir import JOBS
 from mlrefresh.schema import complete
 
@@ -49,17 +49,18 @@ __all__ = [
     "start_resume",
 ]
 
-MANIFEST = "sweep.json"  # in .jobs/: the sweep's command, written before its first job
 KEYS = ("task", "hydra")  # the manifest's two lists of overrides
 log = logging.getLogger(__name__)
 
 OWN_KEYS = ("hydra.sweep.dir", "hydra.run.dir")  # not part of what a sweep is
 
 
-def save_manifest(sweep_dir, task: list[str], hydra: list[str]) -> None:
+def save_manifest(sweep_dir, task: list[str], hydra: list[str], swept=()) -> None:
+    """swept: the keys the sweep varies (its job folders' names put them first)."""
     hydra = [o for o in hydra if o.split("=", 1)[0] not in OWN_KEYS]
     os.makedirs(Path(sweep_dir) / JOBS, exist_ok=True)
-    save_json(Path(sweep_dir) / JOBS / MANIFEST, {"task": list(task), "hydra": hydra})
+    save_json(Path(sweep_dir) / JOBS / MANIFEST, {"task": list(task), "hydra": hydra,
+                                                  "swept": list(swept)})  # fmt: skip
 
 
 def read_manifest(sweep_dir) -> dict | None:
@@ -186,7 +187,10 @@ def check_job_configs(sweep_dir, compose) -> None:
 def start_resume(sweep_dir) -> int:
     """Note the job folders there are (an empty one too: made for a job that never started),
     for the jobs to find theirs; returns how many."""
-    names = sorted(p.name for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name != JOBS)
+    from mlrefresh.sweeps.seed_curves import FOLDER  # the sweep's curves over seeds: no job's
+
+    names = sorted(p.name for p in Path(sweep_dir).iterdir()
+                   if p.is_dir() and p.name not in (JOBS, FOLDER))  # fmt: skip
     save_json(Path(sweep_dir) / JOBS / RESUMED, names)
     return len(names)
 
@@ -206,7 +210,9 @@ def begin_sweep(sweep_dir, config, saved: dict | None) -> None:
         log.info(f"resuming the sweep in {sweep_dir}: {n} job folder(s) from before; "
                  "finished jobs are not run again, interrupted ones continue from their "
                  "last.pt")  # fmt: skip
-    save_manifest(sweep_dir, task, hydra)
+    params = OmegaConf.select(config, "hydra.sweeper.params", default=None)
+    params = OmegaConf.to_container(params) if params is not None else {}
+    save_manifest(sweep_dir, task, hydra, swept_keys(task, params))
 
 
 def resume_argv(argv: list[str]) -> None:

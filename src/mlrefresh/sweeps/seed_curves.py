@@ -1,5 +1,5 @@
 """A finished sweep's curves over seeds, for TensorBoard: one run per configuration (the jobs'
-overrides without `seed` and `dataset.seed`) in `<sweep>/over_seeds/<configuration>/`, with the
+overrides without `seed` and `dataset.seed`) in `<sweep>/.over_seeds/<configuration>/`, with the
 mean, min and max over its seeds of each metric, every epoch (`mean/accuracy/val`,
 `min/accuracy/val`, `max/accuracy/val`, ...), and a Custom Scalars layout that draws each
 metric as one margin chart: a line per configuration, its band the seeds' min to max.
@@ -26,7 +26,7 @@ from mlrefresh.sweeps.table import SEEDS, config_of
 
 __all__ = ["FOLDER", "METRICS", "seed_layout", "write_seed_curves"]
 
-FOLDER = "over_seeds"  # in the sweep folder: a run per configuration
+FOLDER = ".over_seeds"  # in the sweep folder, a dot folder like .jobs/: the others are jobs
 METRICS = ("accuracy/val", "accuracy/train", "nll/val", "nll/train", "loss/val", "loss/train",
            "kl/val")  # fmt: skip
 CATEGORY = "mean and min-max over seeds, per configuration"
