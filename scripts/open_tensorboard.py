@@ -6,9 +6,9 @@ python scripts/open_tensorboard.py 'outputs/multirun/2026-12-06_*'  # a glob: ea
 python scripts/open_tensorboard.py --all              # all of outputs/
 python scripts/open_tensorboard.py --port 6007        # the rest goes to TensorBoard
 
-Over 40 runs TensorBoard ticks none of them (tick the runs to compare), and its HParams
-dashboard shows one sweep's columns: open one sweep to see its table (src/mlrefresh/plots/
-logdirs.py).
+Over 40 runs TensorBoard ticks none of them (tick the runs to compare, or open a big sweep's
+means over seeds alone: <sweep>/.over_seeds), and its HParams dashboard shows one sweep's
+columns: open one sweep to see its table (src/mlrefresh/plots/logdirs.py).
 """
 
 import argparse
@@ -18,6 +18,7 @@ import sys
 
 from mlrefresh.errors import UserError
 from mlrefresh.plots.logdirs import MOST_SELECTED, count_runs, latest, tensorboard_args
+from mlrefresh.sweeps.seed_curves import FOLDER
 
 
 def _folders(given: list[str], outputs: str, everything: bool) -> list[str]:
@@ -38,6 +39,20 @@ def _folders(given: list[str], outputs: str, everything: bool) -> list[str]:
                             f"{outputs}/multirun/<date>_<time>, or --all")  # fmt: skip
         folders += matched
     return folders
+
+
+def _note(folders: list[str], runs: int) -> str | None:
+    """What to do where TensorBoard will tick no run: a sweep of more than 40 jobs has its
+    means over seeds (.over_seeds/, one run per configuration) to open alone."""
+    if runs <= MOST_SELECTED:
+        return None
+    means = os.path.join(folders[0], FOLDER)
+    if len(folders) == 1 and os.path.isdir(means) and count_runs(means) <= MOST_SELECTED:
+        return (f"note: over {MOST_SELECTED} runs TensorBoard ticks none of them: tick the "
+                "runs to compare, or open the sweep's means over seeds alone (a run per "
+                f"configuration): make tensorboard ARGS={means}")  # fmt: skip
+    return (f"note: over {MOST_SELECTED} runs TensorBoard ticks none of them: tick the runs to "
+            "compare, or open one sweep")  # fmt: skip
 
 
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -70,9 +85,8 @@ def main(argv=None) -> int:
     runs = sum(count_runs(f) for f in folders)
     print(f"TensorBoard on {', '.join(folders)}: {runs} run{'s' if runs != 1 else ''} "
           f"(all of {args.outputs}/: make tensorboard ARGS=--all)", flush=True)  # fmt: skip
-    if runs > MOST_SELECTED:
-        print(f"note: over {MOST_SELECTED} runs TensorBoard ticks none of them: tick the runs "
-              "to compare, or open one sweep", flush=True)  # fmt: skip
+    if note := _note(folders, runs):
+        print(note, flush=True)
     command = [sys.executable, "-m", "tensorboard.main", *logdir, *rest]
     os.execv(command[0], command)  # TensorBoard in this process: Ctrl-C and kill reach it
 
