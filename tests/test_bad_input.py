@@ -185,8 +185,14 @@ def test_validation_images_of_another_shape_refused_before_training(workdir):
     write_fake_mnist(workdir / "data" / "mnist", n_train=40, n_val=20)
     write_idx(workdir / "data/mnist/t10k-images-idx3-ubyte.gz", np.zeros((20, 14, 14), np.uint8))
     before = snapshot(workdir)
-    result = run("dataset=mnist", "model=softmax", "dataset.root=data", "dataset.download=false",
-                 cwd=workdir)  # fmt: skip
+    result = run(
+        "dataset=mnist",
+        "model=softmax",
+        "dataset.root=data",
+        "dataset.download=false",
+        "dataset.verify=header",
+        cwd=workdir,
+    )  # fmt: skip (files of our own)
     assert_one_error_line(result, 2, "196 pixels per image, but the training images")
     assert "epoch 1" not in result.stdout
     assert snapshot(workdir) == before

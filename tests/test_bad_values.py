@@ -54,6 +54,7 @@ KEYS = {  # key -> the overrides that select the group where the key lives
     "dataset.checksums": ["dataset=mnist", "model=softmax"],
     "dataset.classes": ["dataset=mnist", "model=softmax"],
     "dataset.limit": ["dataset=mnist", "model=softmax"],
+    "dataset.verify": ["dataset=mnist", "model=softmax"],
 }
 # Values that are fine for a key: the run must then train (quickly).
 ACCEPTED = {
@@ -64,6 +65,7 @@ ACCEPTED = {
     ("dataset.limit", "null"),
     ("dataset.mirrors", "null"),
     ("dataset.checksums", "null"),
+    ("dataset.verify", "header"),
     ("optim.weight_decay", "0"),
     ("trainer.tensorboard", "true"),
     ("dataset.download", "true"),
@@ -81,8 +83,13 @@ def _base(key, mnist_root) -> list[str]:
     """The overrides every case of `key` starts from: its group, a tiny quick run."""
     base = ["device=cpu", "trainer.epochs=1", "dataset.n_train=50", "dataset.n_val=50"]
     if "dataset=mnist" in KEYS[key]:
-        base = ["device=cpu", "trainer.epochs=1", f"dataset.root={mnist_root}",
-                "dataset.download=false"]  # fmt: skip
+        base = [
+            "device=cpu",
+            "trainer.epochs=1",
+            f"dataset.root={mnist_root}",
+            "dataset.download=false",
+            "dataset.verify=header",
+        ]  # fmt: skip (fake files)
         base = [o for o in base if not o.startswith(key + "=")]
         if key in ("dataset.root", "dataset.download"):
             base.append("dataset.mirrors=[http://127.0.0.1:9/]")  # refused at once if used

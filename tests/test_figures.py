@@ -148,6 +148,10 @@ def test_each_loss_has_its_colour_in_every_figure():
     assert group_styles(saturation)["loss=square"][0] == square
     lrs = {"optim.lr=0.1": [{"loss": "ce"}], "optim.lr=1": [{"loss": "ce"}]}  # one loss: not it
     assert len({c for c, _ in group_styles(lrs).values()}) == 2
+    clamped = {"model=clamped": [{"loss": "square"}], "model=linear": [{"loss": "square"}]}
+    xor = {f"model={m}": [{"loss": "ce"}] for m in ("logistic", "mlp", "softmax")}
+    for other in (lrs, clamped, xor):  # not a loss's contrast: in no loss's colour
+        assert not {c for c, _ in group_styles(other).values()} & {ce, square}
 
 
 @pytest.mark.parametrize("case", ["empty", "no_events", "missing", "only"])
@@ -186,7 +190,8 @@ def test_decision_boundary_and_logits_histogram_in_the_event_file(tmp_path):
 def test_weight_templates_for_image_data(tmp_path):
     write_fake_mnist(tmp_path / "data" / "mnist", n_train=40, n_val=20)
     cfg = make_cfg("dataset=mnist", "model=softmax", f"dataset.root={tmp_path / 'data'}",
-                   "dataset.download=false", "trainer.epochs=2")  # fmt: skip
+                   "dataset.download=false", "dataset.verify=header",
+                   "trainer.epochs=2")  # fmt: skip
     train(cfg, run_dir=tmp_path / "run")
     templates = _events(tmp_path / "run").Images("weight_templates")
     assert [e.step for e in templates] == [1, 2]
@@ -221,9 +226,10 @@ def test_image_data_sets_name_their_classes(tmp_path):
 
     write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
     write_fake_mnist(tmp_path / "fashion_mnist", n_train=40, n_val=20)
-    digits = load_mnist("mnist", root=str(tmp_path), download=False, classes=[3, 8])
+    digits = load_mnist("mnist", root=str(tmp_path), download=False, verify="header",
+                        classes=[3, 8])  # fmt: skip
     assert digits.class_names == ("3", "8")
-    clothes = load_mnist("fashion_mnist", root=str(tmp_path), download=False)
+    clothes = load_mnist("fashion_mnist", root=str(tmp_path), download=False, verify="header")
     assert clothes.class_names[0] == "T-shirt/top" and clothes.class_names[9] == "Ankle boot"
 
 

@@ -84,6 +84,7 @@ def test_wrong_start_needs_every_class(tmp_path):
 
     write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
     cfg = make_cfg("dataset=mnist", f"dataset.root={tmp_path}", "dataset.download=false",
+                   "dataset.verify=header",
                    "model=logistic", "dataset.classes=[0,1]", "dataset.limit=1",
                    "model.init=wrong")  # fmt: skip
     with pytest.raises(ConfigError, match="model.init=wrong needs training samples of every"):

@@ -23,7 +23,7 @@ def _listing(folder):
 
 def test_files_on_disk_load_raw_or_gz(tmp_path):
     write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20, gz=False)
-    ds = load_dataset("mnist", root=str(tmp_path), download=False)
+    ds = load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
     assert ds.x_train.shape == (40, 784) and ds.x_val.shape == (20, 784)
     assert ds.x_train.dtype == torch.float32 and ds.x_train.min() >= 0 and ds.x_train.max() <= 1
     assert ds.num_classes == 10 and ds.y_train.dtype == torch.int64
@@ -75,28 +75,30 @@ def test_failed_download_names_files_place_and_mirrors(tmp_path, http_mirror, de
 
 def test_missing_files_without_download(tmp_path):
     with pytest.raises(DataError, match=r"files missing: train-images.*dataset.download=true"):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
 
 
 def test_corrupt_file_on_disk_is_named(tmp_path):
     write_fake_mnist(tmp_path / "mnist")
     (tmp_path / "mnist" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x00\x00\x08")
     with pytest.raises(IdxError, match="train-labels-idx1-ubyte.gz"):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
 
 
 def test_label_and_image_counts_must_agree(tmp_path):
     write_fake_mnist(tmp_path / "mnist", n_train=40)
     write_idx(tmp_path / "mnist" / "train-labels-idx1-ubyte.gz", torch.zeros(39).byte().numpy())
     with pytest.raises(IdxError, match="40 images but .* 39 labels"):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
 
 
 def test_classes_relabels_and_limit_keeps_first(tmp_path):
     write_fake_mnist(tmp_path / "mnist", n_train=100, n_val=50)
-    ds = load_dataset("mnist", root=str(tmp_path), download=False, classes=[8, 3], limit=7)
+    ds = load_dataset(
+        "mnist", root=str(tmp_path), download=False, verify="header", classes=[8, 3], limit=7
+    )
     assert ds.num_classes == 2 and ds.x_train.shape == (7, 784)
-    full = load_dataset("mnist", root=str(tmp_path), download=False)
+    full = load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
     keep = (full.y_train == 8) | (full.y_train == 3)
     assert torch.equal(ds.x_train, full.x_train[keep][:7])
     assert torch.equal(ds.y_train, (full.y_train[keep][:7] == 3).long())  # 8 -> 0, 3 -> 1
@@ -162,19 +164,54 @@ def test_fashion_mnist_files_in_the_mnist_folder_are_one_error_naming_both(tmp_p
             (folder / name).write_bytes(gzip.decompress(data))
         else:
             (folder / f"{name}.gz").write_bytes(data)
-    with pytest.raises(DataError) as caught:
-        load_dataset("mnist", root=str(tmp_path), download=False)
+    for verify in ("header", "md5"):  # refused whatever dataset.verify says
+        with pytest.raises(DataError) as caught:
+            load_dataset("mnist", root=str(tmp_path), download=False, verify=verify)
     said = str(caught.value)
     assert "is Fashion-MNIST's file" in said and "not MNIST's" in said, said
     assert "dataset=fashion_mnist" in said and "\n" not in said
 
 
+@pytest.mark.parametrize("gz", [True, False])
+def test_files_found_that_are_not_the_published_ones_are_one_error_line(tmp_path, gz):
+    """Files on disk were checked only when downloaded (issue 33, item 5): a .gz file whose MD5
+    is not the published one, or an unpacked file without the published shape (MNIST publishes
+    no MD5 of its unpacked files), is refused by default, naming the flag for one's own files."""
+    write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20, gz=gz)
+    with pytest.raises(DataError) as caught:
+        load_dataset("mnist", root=str(tmp_path), download=False)
+    name = "train-images-idx3-ubyte" + (".gz" if gz else "")
+    why = "its MD5 differs" if gz else "its IDX header declares (40, 28, 28), not (60000, 28, 28)"
+    assert str(caught.value) == (
+        f"{tmp_path / 'mnist' / name} is not MNIST's published {name}: {why} (a damaged or cut "
+        "download, or files of your own); delete it to download it again, or train on your own "
+        "IDX files with dataset.verify=header")  # fmt: skip
+
+
+def test_an_unpacked_file_of_the_published_shape_passes_without_a_published_md5(tmp_path):
+    from mlrefresh.data.mnist_verify import SHAPES, check_published
+
+    folder = tmp_path / "mnist"
+    found = {}
+    for base, shape in SHAPES.items():  # headers alone: the check reads no further
+        dims = b"".join(int(d).to_bytes(4, "big") for d in shape)
+        (folder / base).parent.mkdir(exist_ok=True)
+        (folder / base).write_bytes(bytes([0, 0, 8, len(shape)]) + dims)
+        found[base] = str(folder / base)
+    digests = {path: "0" * 32 for path in found.values()}  # no known MD5
+    check_published("mnist", found, digests)  # passes: the published shapes
+    swapped = {**found, "t10k-labels-idx1-ubyte": found["train-labels-idx1-ubyte"]}
+    with pytest.raises(DataError, match=r"declares \(60000,\), not \(10000,\)"):
+        check_published("mnist", swapped, digests)
+
+
 def test_files_of_no_known_data_set_are_used_as_they_are(tmp_path):
     """A user's own IDX files (here: random images) are neither MNIST's nor Fashion-MNIST's
-    published files: they load, in mnist/ and in fashion_mnist/."""
+    published files: they load with dataset.verify=header, in mnist/ and in fashion_mnist/."""
     for name in ("mnist", "fashion_mnist"):
         write_fake_mnist(tmp_path / name, n_train=40, n_val=20)
-        assert len(load_dataset(name, root=str(tmp_path), download=False).x_train) == 40
+        ds = load_dataset(name, root=str(tmp_path), download=False, verify="header")
+        assert len(ds.x_train) == 40
 
 
 # --- well-formed IDX files that are wrong for the data set: one IdxError line each -------------
@@ -203,7 +240,7 @@ def test_wrong_content_for_the_data_set(tmp_path, name, array, message):
     write_fake_mnist(tmp_path / "mnist", n_train=40, n_val=20)
     _replace(tmp_path / "mnist", name, array)
     with pytest.raises(IdxError, match=message):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
 
 
 def test_zero_samples_in_both_files(tmp_path):
@@ -211,7 +248,7 @@ def test_zero_samples_in_both_files(tmp_path):
     _replace(tmp_path / "mnist", "train-images-idx3-ubyte", np.zeros((0, 28, 28), np.uint8))
     _replace(tmp_path / "mnist", "train-labels-idx1-ubyte", np.zeros((0,), np.uint8))
     with pytest.raises(IdxError, match="holds no samples"):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
 
 
 def test_header_whose_size_overflows(tmp_path):
@@ -220,7 +257,7 @@ def test_header_whose_size_overflows(tmp_path):
     header = bytes([0, 0, 0x08, 3]) + np.array([2**32 - 1] * 3, ">u4").tobytes()
     (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + b"x"))
     with pytest.raises(IdxError, match="truncated: dimensions .* need"):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux's /proc")
@@ -232,4 +269,4 @@ def test_unreadable_file_is_named(tmp_path):
     target.unlink()
     target.symlink_to("/proc/self/mem")
     with pytest.raises(IdxError, match=r"train-images-idx3-ubyte.gz: cannot be read \(.*error"):
-        load_dataset("mnist", root=str(tmp_path), download=False)
+        load_dataset("mnist", root=str(tmp_path), download=False, verify="header")

@@ -86,7 +86,7 @@ def test_a_linear_model_with_a_forward_of_its_own_keeps_autograds_step():
 
 
 def test_image_bytes_give_the_loaders_floats(mnist_root):
-    data = load_dataset("mnist", root=str(mnist_root), download=False)
+    data = load_dataset("mnist", root=str(mnist_root), download=False, verify="header")
     assert data.train_bytes.dtype == torch.uint8 and data.step_inputs is data.train_bytes
     assert torch.equal(from_bytes(data.train_bytes), data.x_train)
     idx = torch.randperm(len(data.x_train))[:50].view(5, 10)  # a stack's [M, B] index too
@@ -110,7 +110,7 @@ PINNED = {
 
 @pytest.mark.parametrize("overrides", PINNED, ids=["blobs-softmax", "blobs-logistic", "mnist"])
 def test_a_runs_curve_is_what_it_was_before_the_faster_step(one_thread, mnist_root, overrides):
-    files = [f"dataset.root={mnist_root}", "dataset.download=false"]
+    files = [f"dataset.root={mnist_root}", "dataset.download=false", "dataset.verify=header"]
     cfg = make_cfg(*overrides, *(files if "dataset=mnist" in overrides else []))
     options = OmegaConf.to_container(cfg.dataset, resolve=True)
     data = load_dataset(options.pop("name"), **options)

@@ -175,6 +175,7 @@ def test_mnist_pair_of_digits_from_local_files(tmp_path):
     cfg = make_cfg(
         "dataset=mnist",
         f"dataset.root={tmp_path / 'data'}",
+        "dataset.verify=header",  # files of our own
         "dataset.classes=[3,8]",
         "model=logistic",
         "loss=square",

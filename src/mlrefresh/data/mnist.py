@@ -1,8 +1,9 @@
 """MNIST and Fashion-MNIST: load the four IDX files (found or downloaded by mnist_files.py).
 
-Files found on disk are validated as IDX; downloaded ones are first checked against the
-published MD5. Pixels become float32 in [0, 1], flattened to 784 features; the official test
-split is the validation set.
+Files are checked against the published MD5 (found ones too, or by their header where none is
+published; `dataset.verify=header` for files of your own: mnist_verify.py), then read as IDX.
+Pixels become float32 in [0, 1], flattened to 784 features; the official test split is the
+validation set.
 
 Registered as the data sets `mnist` and `fashion_mnist`; the keyword options of `load_mnist`
 are the keys of their configs.
@@ -23,10 +24,11 @@ from typing import Annotated
 import numpy as np
 import torch
 
-from mlrefresh.checks import flag, rule, whole
+from mlrefresh.checks import choice, flag, rule, whole
 from mlrefresh.data.dataset import Dataset, dataset, from_bytes
 from mlrefresh.data.idx import IdxError, read_idx
 from mlrefresh.data.mnist_files import FILES, SOURCES, locate
+from mlrefresh.data.mnist_verify import VERIFY
 from mlrefresh.errors import ConfigError, DataError
 
 __all__ = ["FILES", "SOURCES", "load_mnist"]
@@ -124,6 +126,9 @@ def load_mnist(
     download: Annotated[bool, rule(flag)] = True,  # fetch missing files, checked by MD5
     mirrors: Annotated[list[str] | None, _urls] = None,  # null: the standard public mirrors
     checksums: Annotated[dict[str, str] | None, _md5s] = None,  # null: the published MD5s
+    # md5: files found are the published ones (MD5, or an unpacked file's header); header:
+    # files of your own, their IDX headers checked (mnist_verify.py)
+    verify: Annotated[str, rule(choice, choices=VERIFY)] = "md5",
     classes: Annotated[list[int] | None, _class_list] = None,  # e.g. [3,8], relabelled 0..n-1
     limit: Annotated[int | None, rule(whole, low=1, example=500)] = None,  # first N train samples
     *,
@@ -132,7 +137,7 @@ def load_mnist(
     """The data set `name` (a key of SOURCES), its tensors on `device`."""
     source = SOURCES[name]
     classes = _check_options(source, classes, limit)
-    paths = locate(name, root, download, mirrors, checksums)
+    paths = locate(name, root, download, mirrors, checksums, verify)
     splits = []
     for images, labels in ((FILES[0], FILES[1]), (FILES[2], FILES[3])):
         x, y = _read_split(paths[images], paths[labels], source.num_classes)

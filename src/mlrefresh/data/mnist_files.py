@@ -3,8 +3,9 @@ in, and the download of the missing ones (mnist.py reads them).
 
 Files are looked for, as `<name>.gz` or raw `<name>`, in `<root>/mnist/` (or
 `<root>/fashion_mnist/`), and for Fashion-MNIST also in `/usr/share/datasets/fashion-mnist/`
-(Debian's `dataset-fashion-mnist`); downloaded ones are checked against the published MD5, and
-a file that is another data set's (by its MD5: Fashion-MNIST's copied into mnist/) is refused.
+(Debian's `dataset-fashion-mnist`); downloaded ones are checked against the published MD5,
+found ones too (or by their IDX header, mnist_verify.py), and a file that is another data set's
+(by its MD5: Fashion-MNIST's copied into mnist/) is refused.
 
 Example:
     >>> from mlrefresh.data.mnist_files import SOURCES, find_files
@@ -19,7 +20,8 @@ from pathlib import Path
 from mlrefresh.data.download import DownloadFailed, fetch, md5sum
 from mlrefresh.errors import ConfigError, DataError
 
-__all__ = ["FILES", "SOURCES", "check_not_another", "default_root", "find_files", "locate"]
+__all__ = ["FILES", "SOURCES", "check_not_another", "default_root", "digests_of", "find_files",
+           "locate"]  # fmt: skip
 
 FILES = (
     "train-images-idx3-ubyte",
@@ -156,22 +158,28 @@ def _download_missing(source, missing, folder, mirrors, md5):
                 made.rmdir()
 
 
-def check_not_another(name: str, found: dict) -> None:
+def digests_of(found: dict) -> dict:
+    """{path: MD5} of the files found that can be read."""
+    digests = {}
+    for path in (p for p in found.values() if p is not None):
+        try:
+            digests[path] = md5sum(path)
+        except OSError:  # unreadable: reading it says so (idx.py), in its words
+            continue
+    return digests
+
+
+def check_not_another(name: str, found: dict, digests: dict) -> None:
     """DataError (one line) when a file found for data set `name` is another data set's, by its
     MD5 (the other's published .gz, or one of its `known`): Fashion-MNIST's files copied into
-    mnist/ would train as "MNIST" without a word. Files of no known data set (a user's own IDX
-    files, a recompressed or unpacked MNIST) are used as they are."""
+    mnist/ would train as "MNIST" without a word, whatever dataset.verify says."""
     others = {}
     for other, source in SOURCES.items():
         for base in FILES if other != name else ():
             for digest in (source.md5[base + ".gz"], *source.known.get(base, ())):
                 others[digest] = (other, source, base)
     this = SOURCES[name]
-    for path in (p for p in found.values() if p is not None):
-        try:
-            digest = md5sum(path)
-        except OSError:  # unreadable: reading it says so (idx.py), in its words
-            continue
+    for path, digest in digests.items():
         if (match := others.get(digest)) is not None:
             other, source, base = match
             raise DataError(
@@ -180,7 +188,11 @@ def check_not_another(name: str, found: dict) -> None:
             )
 
 
-def locate(name, root, download, mirrors, checksums):
+def locate(name, root, download, mirrors, checksums, verify="md5"):
+    """{file: path} of the data set's four files, found (or downloaded where missing), each
+    checked: not another data set's, and with verify="md5" its published file (mnist_verify)."""
+    from mlrefresh.data.mnist_verify import check_published
+
     source = SOURCES[name]
     root = Path(root) if root is not None else default_root()
     found = find_files(name, root)
@@ -201,5 +213,8 @@ def locate(name, root, download, mirrors, checksums):
             md5[key] = value
         _download_missing(source, missing, folder, list(mirrors or source.mirrors), md5)
         found = find_files(name, root)
-    check_not_another(name, found)
+    digests = digests_of(found)
+    check_not_another(name, found, digests)
+    if verify == "md5":
+        check_published(name, found, digests, checksums)
     return found

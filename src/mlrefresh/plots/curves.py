@@ -198,14 +198,17 @@ def symlog_axis(ax, linthresh: float = 1e-4) -> None:
 
 def group_styles(groups: dict) -> dict:
     """{setting: (colour, dash)}: each setting its own; where each setting trains one loss of
-    its own (loss=..., arm=...), that loss's colour of every figure (figures.STYLE)."""
+    its own (loss=..., arm=...), that loss's colour of every figure (figures.STYLE), and
+    otherwise colours that are no loss's (model=clamped in CE's green read as cross-entropy)."""
     losses = {g: {j["loss"] for j in members} for g, members in groups.items()}
     by_loss = len({frozenset(v) for v in losses.values()}) == len(groups) and all(
         len(v) == 1 and next(iter(v)) in STYLE for v in losses.values()
     )
+    losses_colours = {STYLE[name]["color"] for name in ("ce", "square")}
+    palette = COLOURS if by_loss else [c for c in COLOURS if c not in losses_colours]
     styles = {}
     for i, group in enumerate(sorted(groups)):
-        colour, dash = COLOURS[i % len(COLOURS)], DASHES[i // len(COLOURS) % len(DASHES)]
+        colour, dash = palette[i % len(palette)], DASHES[i // len(palette) % len(DASHES)]
         styles[group] = (STYLE[next(iter(losses[group]))]["color"] if by_loss else colour, dash)
     return styles
 
