@@ -9,8 +9,10 @@ Prints tables of times and ratios; it is not a test and asserts nothing about sp
 Sections:
     losses   forward + backward of each custom Function against PyTorch's own (N=128, 60000)
     data     loading the full Fashion-MNIST from its gz files into tensors
-    loop     ms per epoch: train(cfg) vs a hand-written in-memory loop vs a DataLoader loop;
-             then the epoch's FLOPs and bytes, the GEMM and copy rates, the floor they give
+    loop     ms and CPU ms per epoch at one thread: train(cfg) vs a hand-written in-memory
+             loop, a DataLoader loop, JAX (a jitted lax.scan epoch; pip install jax) and a
+             fused C++ step (the reference of this machine's limit, contestants.py); then the
+             epoch's FLOPs and bytes, the GEMM and copy rates, the floor they give
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
@@ -165,66 +167,98 @@ def _hand_written_epoch(model, opt, x, y, x_val, y_val, batch_size, dataloader=N
     return (total / len(x)).item(), accuracy.item()
 
 
-def bench_loop(device, epochs=5, rounds=5):
+def _hand(ds, device, epochs, dataloader=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(784, 10).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(epochs):
+        _, accuracy = _hand_written_epoch(model, opt, ds.x_train, ds.y_train, ds.x_val,
+                                          ds.y_val, 128, dataloader)  # fmt: skip
+    return time.perf_counter() - start, accuracy
+
+
+def _contestants(ds, device, epochs, overrides):
+    """{name: a function of no arguments returning (seconds, validation accuracy)}: the project,
+    the hand loops, and where they can run JAX and the fused C++ reference (contestants.py)."""
     import tempfile
 
     from torch.utils.data import DataLoader, TensorDataset
 
-    from mlrefresh.data import load_dataset
     from mlrefresh.runs.run import train
 
-    print(f"\n## loop: Fashion-MNIST, softmax + CE, batch 128, {epochs} epochs, SGD(0.1, m=0.9)")
-    if not _fashion_available():
-        return
-    overrides = [
-        "model=softmax",
-        "dataset=fashion_mnist",
-        f"device={device}",
-        "optim.schedule=constant",
-    ]
-    cfg = _compose(overrides + [f"trainer.epochs={epochs}"])
-    ds = load_dataset("fashion_mnist", device=device, download=False)
-    loader = DataLoader(
-        TensorDataset(ds.x_train.cpu(), ds.y_train.cpu()), batch_size=128, shuffle=True
-    )
-
-    eager = _compose(overrides + [f"trainer.epochs={epochs}", "trainer.cuda_graph=false"])
-
-    def framework(config=cfg):
+    def project(config):
         with tempfile.TemporaryDirectory() as run_dir:  # the epochs, not the data loading
-            return train(config, run_dir=run_dir)["train_seconds"]
+            metrics = train(config, run_dir=run_dir)
+        return metrics["train_seconds"], metrics["accuracy/val"]
 
-    def hand(dataloader=None):
-        torch.manual_seed(0)
-        model = torch.nn.Linear(784, 10).to(device)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            _hand_written_epoch(
-                model, opt, ds.x_train, ds.y_train, ds.x_val, ds.y_val, 128, dataloader
-            )
-        return time.perf_counter() - start
-
-    candidates = {
-        "train(cfg), TensorBoard on": framework,
-        "hand-written in-memory": hand,
-        "DataLoader(TensorDataset)": lambda: hand(loader),
+    cfg = _compose(overrides + [f"trainer.epochs={epochs}"])
+    loader = DataLoader(TensorDataset(ds.x_train.cpu(), ds.y_train.cpu()), batch_size=128,
+                        shuffle=True)  # fmt: skip
+    found = {
+        "this project: train(cfg)": lambda: project(cfg),
+        "hand-written PyTorch loop": lambda: _hand(ds, device, epochs),
+        "DataLoader(TensorDataset)": lambda: _hand(ds, device, epochs, loader),
     }
     if device == "cuda":  # the step as a CUDA graph (the default) against eager steps
-        candidates["train(cfg), no CUDA graph"] = lambda: framework(eager)
-    best = {name: float("inf") for name in candidates}
-    hand()  # warm-up: the first optimizer step imports torch._dynamo (about 1 s)
+        eager = _compose(overrides + [f"trainer.epochs={epochs}", "trainer.cuda_graph=false"])
+        found["train(cfg), no CUDA graph"] = lambda: project(eager)
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from contestants import fused_reference, jax_scan
+
+        for name, make in (("JAX jit(lax.scan) epoch", jax_scan),
+                           ("fused C++ step (reference)", fused_reference)):  # fmt: skip
+            made = make(ds, epochs)
+            if isinstance(made, str):
+                print(f"skipped: {made}")
+            else:
+                found[name] = made
+    return found
+
+
+def bench_loop(device, epochs=5, rounds=10):
+    """Fashion-MNIST softmax regression, batch 128, SGD(0.1, momentum 0.9), validation each
+    epoch, at one thread: each contestant's ms and CPU ms per epoch, median of interleaved
+    rounds (min in brackets), its ratio to the project, and the accuracy it reached."""
+    import statistics
+
+    from mlrefresh.data import load_dataset
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    print(f"\n## loop: Fashion-MNIST, softmax + CE, batch 128, {epochs} epochs, SGD(0.1, m=0.9), "
+          "one thread")  # fmt: skip
+    if not _fashion_available():
+        return
+    overrides = ["model=softmax", "dataset=fashion_mnist", f"device={device}",
+                 "optim.schedule=constant", "trainer.threads=1"]  # fmt: skip
+    ds = load_dataset("fashion_mnist", device=device, download=False)
+    contestants = _contestants(ds, device, epochs, overrides)
+    _hand(ds, device, 1)  # warm-up: the first optimizer step imports torch._dynamo (about 1 s)
+    wall, cpu, accuracy = ({name: [] for name in contestants} for _ in range(3))
     for _ in range(rounds):
-        for name, run in candidates.items():
-            best[name] = min(best[name], run() / epochs * 1000)
-    base = best["hand-written in-memory"]
-    print(f"{'loop':<30}{'ms/epoch':>10}{'vs hand':>9}{'vs DataLoader':>15}")
-    for name, ms in best.items():
-        ratio = ms / best["DataLoader(TensorDataset)"]
-        print(f"{name:<30}{ms:>10.1f}{ms / base:>9.2f}{ratio:>15.2f}")
-    print(f"best of {rounds} rounds, interleaved; train(cfg) includes its per-epoch validation")
-    _roofline(ds, best, device)
+        for name, run in contestants.items():
+            start = time.process_time()
+            seconds, accuracy[name] = run()
+            wall[name].append(seconds / epochs * 1000)
+            cpu[name].append((time.process_time() - start) / epochs * 1000)
+    median = {name: statistics.median(ms) for name, ms in wall.items()}
+    base = median["this project: train(cfg)"]
+    print(f"{'contestant':<30}{'ms/epoch':>16}{'CPU ms/epoch':>16}{'vs project':>12}"
+          f"{'val acc':>9}")  # fmt: skip
+    for name in contestants:
+        times = f"{median[name]:.0f} ({min(wall[name]):.0f})"
+        cpus = f"{statistics.median(cpu[name]):.0f} ({min(cpu[name]):.0f})"
+        print(f"{name:<30}{times:>16}{cpus:>16}{median[name] / base:>12.2f}"
+              f"{accuracy[name]:>9.4f}")  # fmt: skip
+    print(f"median of {rounds} interleaved rounds (min); the project's time is its epochs "
+          "(train_seconds: per-epoch validation and diagnostics included, TensorBoard on); CPU "
+          "ms is the process's, all threads; JAX compiled before timing, the C++ reference "
+          "built before it (torch.utils.cpp_extension)")  # fmt: skip
+    _roofline(ds, median, device)
+    torch.set_num_threads(threads)
 
 
 def _roofline(ds, best, device, batch=128):
@@ -251,7 +285,9 @@ def _roofline(ds, best, device, batch=128):
     copy_rate = 2 * copy_src.numel() * 4 / copy_us / 1e3  # GB/s, read + write
     gemm_ms = (flops / 2 / step_rate + flops / 2 / grad_rate) / 1e6
     bytes_ms, floats_ms = (gemm_ms + size / copy_rate / 1e6 for size in (as_bytes, floats))
-    floor = {name: bytes_ms if name.startswith("train(cfg)") else floats_ms for name in best}
+    reads_bytes = ("train(cfg)", "fused C++")  # the training pixels as uint8
+    floor = {name: bytes_ms if any(b in name for b in reads_bytes) else floats_ms
+             for name in best}  # fmt: skip
     best_ms = flops / best_rate / 1e6 + as_bytes / copy_rate / 1e6
     print(f"an epoch: {flops / 1e9:.2f} GFLOP; pixels read {floats / 1e6:.0f} MB as float32, "
           f"{as_bytes / 1e6:.0f} MB with the training pixels as bytes (train(cfg))")  # fmt: skip
@@ -259,10 +295,16 @@ def _roofline(ds, best, device, batch=128):
           f"the forward's [{batch},{d}]x[{d},{k}], {grad_rate:.1f} at the weight gradient's, "
           f"{best_rate:.1f} at 1024^3; copy {copy_rate:.1f} GB/s; a {batch}-row gather "
           f"{gather_us:.0f} us")  # fmt: skip
-    print(f"floor at the step's GEMM rates: {bytes_ms:.0f} ms reading bytes, "
-          f"{floats_ms:.0f} ms reading float32; at the best GEMM rate "
-          f"{best_ms:.0f} ms; fraction of its floor each loop reaches: " + ", ".join(
-              f"{name} {floor[name] / ms:.2f}" for name, ms in best.items()))  # fmt: skip
+    print(f"a floor from torch's GEMM rates at the step's shapes (measured above, one matmul "
+          f"call each) plus the copy: {bytes_ms:.0f} ms reading bytes, {floats_ms:.0f} ms "
+          f"reading float32; at the best GEMM rate {best_ms:.0f} ms; fraction of it each loop "
+          "reaches: " + ", ".join(f"{name} {floor[name] / ms:.2f}"
+                                  for name, ms in best.items()))  # fmt: skip
+    fused = next((ms for name, ms in best.items() if "fused C++" in name), None)
+    if fused is not None:  # measured: what one fused pass over the rows costs here
+        where = "below it: that floor is no floor" if fused < bytes_ms else "above it"
+        print(f"the measured limit: the fused C++ reference's {fused:.0f} ms an epoch, "
+              f"{fused / bytes_ms:.2f} of that floor ({where})")  # fmt: skip
 
 
 def bench_accuracy(device):
@@ -506,6 +548,9 @@ def main(argv=None):
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    # JAX (loop's contestant) at one thread, as the others: set before jax is imported
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                          "intra_op_parallelism_threads=1")  # fmt: skip
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
