@@ -32,6 +32,16 @@ __all__ = ["draw_sweep", "group_styles", "read_sweep", "sweep_figure", "symlog_a
 
 COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
            "#1f78b4", "#666666", "#b15928"]  # fmt: skip
+OTHERS = [
+    "#7570b3",
+    "#e7298a",
+    "#1f78b4",
+    "#a6761d",
+    "#e6ab02",
+    "#666666",
+    "#b15928",
+    "#66a61e",
+]  # fmt: skip (no loss's colour, no green: a setting that is no loss)
 DASHES = ["-", "--", ":", "-."]  # with the colours: 10 x 4 settings, no two alike
 MARKERS = ["o", "x", "s", "^", "D", "v", "+", "*", "P", "<"]  # dots (kl): hollow o, x, ...
 
@@ -204,8 +214,7 @@ def group_styles(groups: dict) -> dict:
     by_loss = len({frozenset(v) for v in losses.values()}) == len(groups) and all(
         len(v) == 1 and next(iter(v)) in STYLE for v in losses.values()
     )
-    losses_colours = {STYLE[name]["color"] for name in ("ce", "square")}
-    palette = COLOURS if by_loss else [c for c in COLOURS if c not in losses_colours]
+    palette = COLOURS if by_loss else OTHERS
     styles = {}
     for i, group in enumerate(sorted(groups)):
         colour, dash = palette[i % len(palette)], DASHES[i // len(palette) % len(DASHES)]
