@@ -30,14 +30,17 @@ def test_the_benchmarks_contestants_reach_the_hand_loops_accuracy():
     try:
         ds = load_dataset("fashion_mnist", download=False)
         _, hand = bench._hand(ds, "cpu", 2)
-        ran = {}
+        ran, why = {}, []
         for make in (fused_reference, jax_scan):
             run = make(ds, 2)
-            if not isinstance(run, str):  # else: no compiler, or no jax (the bench extra)
+            if isinstance(run, str):  # no compiler (or ninja), or no jax (the bench extra)
+                why.append(run)
+            else:
                 ran[make.__name__] = run()[1]
     finally:
         torch.set_num_threads(threads)
-    assert "fused_reference" in ran or "jax_scan" in ran, "neither contestant could run"
+    if not ran:
+        pytest.skip("; ".join(why))
     assert 0.79 <= hand <= 0.86
     for name, accuracy in ran.items():  # SGD at lr 0.1, momentum 0.9: the last epoch's
         assert abs(accuracy - hand) <= 0.035, (name, accuracy, hand)  # accuracy moves +-1.5
