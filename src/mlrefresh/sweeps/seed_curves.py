@@ -110,6 +110,6 @@ def write_seed_curves(sweep_dir, rows) -> None:
         print(f"warning: no curves over seeds for the sweep: {exc}", file=sys.stderr, flush=True)
         return
     for old in before:  # what an earlier run of the sweep wrote (its names may differ)
-        old.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # left: shown twice, no worse
+            old.unlink(missing_ok=True)
             old.parent.rmdir()  # emptied: a configuration of the earlier run's names
