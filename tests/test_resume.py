@@ -225,7 +225,8 @@ def test_two_sweeps_started_together_and_repeated_overrides_get_their_own_folder
     for sweep in sweeps:
         jobs = sorted(
             d for d in os.listdir(tmp_path / "outputs/multirun" / sweep)
-            if os.path.isdir(tmp_path / "outputs/multirun" / sweep / d) and d != ".jobs"
+            if os.path.isdir(tmp_path / "outputs/multirun" / sweep / d)
+            and d[0] != "."  # .jobs, .over_seeds: not jobs
         )  # fmt: skip
         assert jobs == ["seed=1,trainer.epochs=2", "seed=1,trainer.epochs=2-1"]
 
