@@ -1,9 +1,10 @@
 """Contestants of `scripts/bench.py loop` that are not PyTorch loops: softmax regression on
 Fashion-MNIST, batch 128, SGD with momentum, written as a performance-minded user would in JAX
 (the epoch as one `jax.jit` of a `lax.scan` over the batches), and a fused C++ step per batch
-(gather and convert the rows, forward, softmax, dz, weight gradient, update: the rows stay in
-cache), built with `torch.utils.cpp_extension`. The C++ one is a benchmark reference that states
-the limit of this machine, not a training path. Each is skipped, with a line saying why, where
+(gather and convert 4 rows, their logits 2 rows per pass over W, softmax, dz, the 4 rows'
+weight gradient in one pass, the update: the rows stay in cache), built with
+`torch.utils.cpp_extension`. The C++ one is a benchmark reference that states the limit of this
+machine, not a training path. Each is skipped, with a line saying why, where
 it cannot run (no `jax`: `pip install jax`; no C++ compiler).
 
 Example:
@@ -22,11 +23,14 @@ _SOURCE = r"""
 #include <cstring>
 #include <vector>
 
-constexpr int D = 784, K = 10;  // 784 = 98 x 8 floats
-typedef float v8 __attribute__((vector_size(32)));
+constexpr int D = 784, K = 10, R = 4;  // 784 = 98 x 8 floats; rows taken 4 at a time
+typedef float v8 __attribute__((vector_size(32)));  // 8 floats: one AVX register
 
-// one epoch of softmax regression, SGD with momentum (PyTorch's: v = m v + g, w -= lr v),
-// each batch's rows gathered, converted, used and dropped while in cache; returns the mean loss
+// one epoch of softmax regression, SGD with momentum (PyTorch's: v = m v + g, w -= lr v): each
+// batch's rows gathered and converted 4 at a time, their logits computed 2 rows per pass over W
+// (each load of W used twice, 5 classes' sums side by side), softmax, dz, and the weight
+// gradient added for the 4 rows in one pass (one load and store of it per 4 rows); the rows
+// are used while in cache and dropped. Returns the epoch's mean loss.
 double epoch(torch::Tensor pixels, torch::Tensor labels, torch::Tensor order, torch::Tensor w,
              torch::Tensor b, torch::Tensor vw, torch::Tensor vb, double lr, double momentum,
              int64_t batch) {
@@ -36,39 +40,67 @@ double epoch(torch::Tensor pixels, torch::Tensor labels, torch::Tensor order, to
   float *W = w.data_ptr<float>(), *B = b.data_ptr<float>();
   float *VW = vw.data_ptr<float>(), *VB = vb.data_ptr<float>();
   const int64_t n = order.size(0);
-  std::vector<float> gw(K * D), gb(K), row(D), z(K);
+  std::vector<float> gw(K * D), gb(K);
+  alignas(32) float row[R][D];
+  float dz[R][K];
   double total = 0;
   for (int64_t start = 0; start < n; start += batch) {
     const int64_t rows = std::min(batch, n - start);
     std::fill(gw.begin(), gw.end(), 0.f);
     std::fill(gb.begin(), gb.end(), 0.f);
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t s = P[start + i];
-      const uint8_t* x = X + s * D;
-      for (int d = 0; d < D; ++d) row[d] = x[d] * (1.f / 255.f);
-      v8 acc[K] = {};  // the K dot products side by side: no chain of dependent adds
-      for (int d = 0; d < D; d += 8) {
-        v8 r, wv;
-        std::memcpy(&r, &row[d], sizeof r);
-        for (int k = 0; k < K; ++k) {
-          std::memcpy(&wv, W + k * D + d, sizeof wv);
-          acc[k] += wv * r;
+    for (int64_t i0 = 0; i0 < rows; i0 += R) {
+      const int m = (int)std::min<int64_t>(R, rows - i0);
+      int64_t who[R];
+      for (int r = 0; r < R; ++r) {
+        if (r >= m) {  // a batch's last rows: zeros, no gradient
+          std::memset(row[r], 0, sizeof row[r]);
+          who[r] = -1;
+          continue;
+        }
+        who[r] = P[start + i0 + r];
+        const uint8_t* x = X + who[r] * D;
+        for (int d = 0; d < D; ++d) row[r][d] = x[d] * (1.f / 255.f);
+      }
+      float z[R][K];
+      for (int r = 0; r < R; r += 2) {  // two rows share each load of W
+        for (int k0 = 0; k0 < K; k0 += 5) {
+          v8 a[2][5] = {};
+          for (int d = 0; d < D; d += 8) {
+            v8 r0, r1, wv;
+            std::memcpy(&r0, &row[r][d], sizeof r0);
+            std::memcpy(&r1, &row[r + 1][d], sizeof r1);
+            for (int k = 0; k < 5; ++k) {
+              std::memcpy(&wv, W + (k0 + k) * D + d, sizeof wv);
+              a[0][k] += wv * r0; a[1][k] += wv * r1;
+            }
+          }
+          for (int q = 0; q < 2; ++q) {
+            for (int k = 0; k < 5; ++k) {
+              float v = B[k0 + k];
+              for (int l = 0; l < 8; ++l) v += a[q][k][l];
+              z[r + q][k0 + k] = v;
+            }
+          }
         }
       }
-      float top = -INFINITY;
-      for (int k = 0; k < K; ++k) {
-        z[k] = B[k];
-        for (int l = 0; l < 8; ++l) z[k] += acc[k][l];
-        top = std::max(top, z[k]);
+      for (int r = 0; r < R; ++r) {
+        if (who[r] < 0) { for (int k = 0; k < K; ++k) dz[r][k] = 0; continue; }
+        float top = -INFINITY;
+        for (int k = 0; k < K; ++k) top = std::max(top, z[r][k]);
+        float sum = 0;
+        for (int k = 0; k < K; ++k) sum += (z[r][k] = std::exp(z[r][k] - top));
+        const int64_t t = Y[who[r]];
+        total += -std::log(z[r][t] / sum);
+        for (int k = 0; k < K; ++k) {
+          dz[r][k] = (z[r][k] / sum - (k == t)) / rows;
+          gb[k] += dz[r][k];
+        }
       }
-      float sum = 0;
-      for (int k = 0; k < K; ++k) sum += (z[k] = std::exp(z[k] - top));
-      total += -std::log(z[Y[s]] / sum);
       for (int k = 0; k < K; ++k) {
-        const float dz = (z[k] / sum - (k == Y[s])) / rows;
-        gb[k] += dz;
         float* g = gw.data() + k * D;
-        for (int d = 0; d < D; ++d) g[d] += dz * row[d];
+        const float a0 = dz[0][k], a1 = dz[1][k], a2 = dz[2][k], a3 = dz[3][k];
+        for (int d = 0; d < D; ++d)
+          g[d] += a0 * row[0][d] + a1 * row[1][d] + a2 * row[2][d] + a3 * row[3][d];
       }
     }
     for (int j = 0; j < K * D; ++j) W[j] -= lr * (VW[j] = momentum * VW[j] + gw[j]);
