@@ -203,6 +203,10 @@ def test_an_unpacked_file_of_the_published_shape_passes_without_a_published_md5(
     swapped = {**found, "t10k-labels-idx1-ubyte": found["train-labels-idx1-ubyte"]}
     with pytest.raises(DataError, match=r"declares \(60000,\), not \(10000,\)"):
         check_published("mnist", swapped, digests)
+    (folder / "other").write_bytes(b"PK\x03\x04 not an IDX file")
+    with pytest.raises(DataError, match=r"it has no IDX header \(the published one declares"):
+        check_published("mnist", {**found, "train-images-idx3-ubyte": str(folder / "other")},
+                        {**digests, str(folder / "other"): "0" * 32})  # fmt: skip
 
 
 def test_files_of_no_known_data_set_are_used_as_they_are(tmp_path):

@@ -60,7 +60,12 @@ def check_published(name: str, found: dict, digests: dict, checksums=None) -> No
         else:
             if digests[path] in known or _dims(path) == SHAPES[base]:
                 continue
-            what = f"{base}: its IDX header declares {_dims(path)}, not {SHAPES[base]}"
+            dims = _dims(path)
+            what = (
+                f"{base}: its IDX header declares {dims}, not {SHAPES[base]}"
+                if dims
+                else f"{base}: it has no IDX header (the published one declares {SHAPES[base]})"
+            )
         raise DataError(
             f"{path} is not {source.title}'s published {what} (a damaged or cut download, or "
             "files of your own); delete it to download it again, or train on your own IDX "

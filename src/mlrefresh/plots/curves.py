@@ -32,16 +32,8 @@ __all__ = ["draw_sweep", "group_styles", "read_sweep", "sweep_figure", "symlog_a
 
 COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
            "#1f78b4", "#666666", "#b15928"]  # fmt: skip
-OTHERS = [
-    "#7570b3",
-    "#e7298a",
-    "#1f78b4",
-    "#a6761d",
-    "#e6ab02",
-    "#666666",
-    "#b15928",
-    "#66a61e",
-]  # fmt: skip (no loss's colour, no green: a setting that is no loss)
+# a contrast that is no loss's: no loss's colour, and no green (read as cross-entropy's)
+OTHERS = ["#7570b3", "#e7298a", "#1f78b4", "#a6761d", "#e6ab02", "#666666", "#b15928"]
 DASHES = ["-", "--", ":", "-."]  # with the colours: 10 x 4 settings, no two alike
 MARKERS = ["o", "x", "s", "^", "D", "v", "+", "*", "P", "<"]  # dots (kl): hollow o, x, ...
 
