@@ -189,7 +189,13 @@ def reference(tmp_path_factory):
 def test_a_sweep_killed_at_every_write_finishes_as_if_never_killed(tmp_path, reference, launcher):
     sweep = tmp_path / "s"
     met = kill_again_and_again([*LAUNCHERS[launcher], *GRID], sweep, schedule(launcher))
-    assert len(met) >= len(WRITES) - 2, met  # the schedule's writes are met (a few may not be)
+    # the schedule's writes are met, all but a few. TensorBoard's event file is opened as its
+    # writer thread flushes, so how many opens a process makes moves with the machine's timing
+    # (the n-th came in one CI run and not in the next: the sweep then finished, and the job
+    # kills after it found nothing left to kill); a random moment is met at the command's end
+    # at the latest (killer/sitecustomize.py). Every kill that is met is checked the same.
+    counted = [m for m in met if not m.startswith("TensorBoard:")]
+    assert len(counted) >= len([w for w in WRITES if w[0] != "TensorBoard"]) - 2, met
     assert_same_sweep(sweep, reference["stacked" if launcher == "stacked" else "basic"])
 
 

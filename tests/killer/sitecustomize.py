@@ -13,7 +13,10 @@ the process group MLREFRESH_KILL_PGID (the command's) and this process's own are
     how = before   killed as the write starts (the file not yet opened, renamed, removed)
     how = torn     killed while it is written: at this process's next write (or exit), the
                    file opened is cut to MLREFRESH_KILL_KEEP (0-1) of its length first
-    MLREFRESH_KILL_AFTER=<seconds>        killed after so many seconds, wherever it is
+    MLREFRESH_KILL_AFTER=<seconds>        killed after so many seconds, wherever it is; a
+                                          command that would end sooner is killed as it ends
+                                          (its atexit: everything written, not yet exited), so
+                                          that a random moment is met however fast the machine
 
 Example (a sweep killed while Hydra writes its second job's config.yaml, the file left half):
     PYTHONPATH=tests/killer MLREFRESH_KILL_UNDER=/tmp/s MLREFRESH_KILL_AT='config\\.yaml$:2:torn' \\
@@ -112,6 +115,8 @@ def _install():
         timer = threading.Timer(float(after), kill, args=(f"after {after} s",))
         timer.daemon = True
         timer.start()
+        if os.getpid() == group:  # the command itself (started in a session of its own)
+            atexit.register(kill, f"at its end, before {after} s")
 
 
 if _UNDER:
