@@ -31,7 +31,8 @@ from pathlib import Path
 from mlrefresh.runs.checkpoint import save_atomically
 from mlrefresh.runs.rundir import JOBS, _cannot, _fresh
 
-__all__ = ["MANIFEST", "RESUMED", "requeued", "swept_first", "swept_keys", "unique_subdir"]
+__all__ = ["MANIFEST", "RESUMED", "requeued", "short_name", "swept_first", "swept_keys",
+           "unique_subdir"]  # fmt: skip
 
 _MAX_NAME = 200  # a file name may have 255 bytes; keep room for a suffix
 RESUMED = "resume.json"  # in .jobs/: the folders a resumed sweep's jobs get back (_resumed_folder)
@@ -88,7 +89,8 @@ def _swept(sweep_dir) -> list[str]:
     return [k for k in swept if isinstance(k, str)] if isinstance(swept, list) else []
 
 
-def _short(name: str) -> str:
+def short_name(name: str) -> str:
+    """A folder name of at most 200 bytes: a longer one cut, with a digest of the whole."""
     if len(name.encode()) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
@@ -134,8 +136,8 @@ def unique_subdir(sweep_dir: str, name: str, num=0) -> str:
     is noted in `<sweep_dir>/.jobs/<num>.folder`: a SLURM job that is requeued (submitit's
     preemption requeue) gets its own folder back, to resume from its last.pt. In a resumed sweep
     (sweeps/resume.py) a job that ran before gets its folder back."""
-    hydra_name = _short(str(name).replace(os.sep, "_") or f"job{num}")
-    name = _short(swept_first(str(name), _swept(sweep_dir)).replace(os.sep, "_") or f"job{num}")
+    hydra_name = short_name(str(name).replace(os.sep, "_") or f"job{num}")
+    name = short_name(swept_first(str(name), _swept(sweep_dir)).replace(os.sep, "_") or f"job{num}")
     note = Path(sweep_dir) / JOBS / f"{num}.folder"
     if requeued() and note.is_file():
         return note.read_text().strip()

@@ -14,7 +14,6 @@ Example:
 """
 
 import contextlib
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 from mlrefresh.errors import UserError
+from mlrefresh.runs.job_folders import short_name
 from mlrefresh.sweeps.table import SEEDS, config_of
 
 __all__ = ["FOLDER", "METRICS", "seed_layout", "write_seed_curves"]
@@ -31,7 +31,6 @@ METRICS = ("accuracy/val", "accuracy/train", "nll/val", "nll/train", "loss/val",
            "kl/val")  # fmt: skip
 CATEGORY = "mean and min-max over seeds, per configuration"
 _SUFFIX = ".seeds"  # the end of the name of its event files
-_MAX_NAME = 200
 
 
 def seed_layout(metrics) -> dict:
@@ -45,11 +44,7 @@ def _name(overrides: dict, varying) -> str:
     """The configuration by the keys that differ between the sweep's configurations (the rest
     is the same in every run): `optim.lr=0.1`, or `all` for a sweep of seeds alone."""
     name = ",".join(f"{k}={overrides.get(k)}" for k in varying) or "all"
-    name = name.replace(os.sep, "_")
-    if len(name.encode()) > _MAX_NAME:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
-        name = name.encode()[: _MAX_NAME - 9].decode(errors="ignore") + "-" + digest
-    return name
+    return short_name(name.replace(os.sep, "_"))
 
 
 def _history(folder) -> list[dict] | None:
