@@ -57,7 +57,7 @@ class Trainer:
     image_every: Annotated[int, rule(whole, low=1, high=10**6, example=5)] = 10  # and 1st, last
     checkpoint_every: Annotated[int, rule(whole, low=1, high=10**6, example=1)] = 1  # last.pt
     cuda_graph: Annotated[bool, rule(flag)] = True  # on CUDA: replay the step as a CUDA graph
-    # CPU threads; null: 1 for a run, every core for a stack, a parallel launcher's job its share
+    # CPU threads; null: 1 for a run or a stack, a parallel launcher's job its share of the cores
     threads: Annotated[int | None, rule(whole, low=1, high=4096, example=2)] = None
     resume: Annotated[str | None, _run_folder] = None  # an earlier run's folder
 
