@@ -16,11 +16,13 @@ Sections:
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
-    stacked  12 and 16 Fashion-MNIST jobs under hydra/launcher=stacked against one run
+    stacked  12 and 16 Fashion-MNIST jobs under hydra/launcher=stacked against one run (--busy N:
+             beside N processes that keep a core busy each)
     resume   a 16-job sweep killed half-way, resumed by the same command, against a fresh one
 """
 
 import argparse
+import contextlib
 import functools
 import glob
 import os
@@ -206,9 +208,10 @@ def _contestants(ds, device, epochs, overrides):
         found["train(cfg), no CUDA graph"] = lambda: project(eager)
     else:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from contestants import fused_reference, jax_scan
+        from contestants import fused_reference, jax_scan, lean_loop
 
-        for name, make in (("JAX jit(lax.scan) epoch", jax_scan),
+        for name, make in (("lean eager loop, no diagnostics", lean_loop),
+                           ("JAX jit(lax.scan) epoch", jax_scan),
                            ("fused C++ step (reference)", fused_reference)):  # fmt: skip
             made = make(ds, epochs)
             if isinstance(made, str):
@@ -218,9 +221,30 @@ def _contestants(ds, device, epochs, overrides):
     return found
 
 
-def bench_loop(device, epochs=5, rounds=10):
+def _one_core():
+    """Pin every thread of this process (and the threads they start) to one CPU, so that each
+    contestant has one core: torch at one thread has, but JAX's XLA runs work on threads of its
+    own (at intra_op_parallelism_threads=1 too: 1.5x its wall time in CPU time on 2 cores).
+    Returns a function that gives the threads their CPUs back, and the core's name."""
+    if not hasattr(os, "sched_setaffinity"):
+        return (lambda: None), "not pinned (no sched_setaffinity here)"
+    cpus = os.sched_getaffinity(0)
+    core = max(cpus)  # not CPU 0, where the interrupts go
+    tasks = [int(t) for t in os.listdir("/proc/self/task")]
+    for task in tasks:
+        os.sched_setaffinity(task, {core})
+
+    def restore():
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(task), cpus)
+
+    return restore, f"every thread pinned to CPU {core}"
+
+
+def bench_loop(device, epochs=5, rounds=10, pin=True):
     """Fashion-MNIST softmax regression, batch 128, SGD(0.1, momentum 0.9), validation each
-    epoch, at one thread: each contestant's ms and CPU ms per epoch, median of interleaved
+    epoch, on one core: each contestant's ms and CPU ms per epoch, median of interleaved
     rounds (min in brackets), its ratio to the project, and the accuracy it reached."""
     import statistics
 
@@ -232,6 +256,8 @@ def bench_loop(device, epochs=5, rounds=10):
           "one thread")  # fmt: skip
     if not _fashion_available():
         return
+    restore, pinned = _one_core() if pin and device == "cpu" else ((lambda: None), "not pinned")
+    print(f"one core: {pinned}")
     overrides = ["model=softmax", "dataset=fashion_mnist", f"device={device}",
                  "optim.schedule=constant", "trainer.threads=1"]  # fmt: skip
     ds = load_dataset("fashion_mnist", device=device, download=False)
@@ -259,6 +285,7 @@ def bench_loop(device, epochs=5, rounds=10):
           "built before it (torch.utils.cpp_extension)")  # fmt: skip
     _roofline(ds, median, device)
     torch.set_num_threads(threads)
+    restore()
 
 
 def _roofline(ds, best, device, batch=128):
@@ -285,7 +312,7 @@ def _roofline(ds, best, device, batch=128):
     copy_rate = 2 * copy_src.numel() * 4 / copy_us / 1e3  # GB/s, read + write
     gemm_ms = (flops / 2 / step_rate + flops / 2 / grad_rate) / 1e6
     bytes_ms, floats_ms = (gemm_ms + size / copy_rate / 1e6 for size in (as_bytes, floats))
-    reads_bytes = ("train(cfg)", "fused C++")  # the training pixels as uint8
+    reads_bytes = ("train(cfg)", "lean eager", "fused C++")  # the training pixels as uint8
     floor = {name: bytes_ms if any(b in name for b in reads_bytes) else floats_ms
              for name in best}  # fmt: skip
     best_ms = flops / best_rate / 1e6 + as_bytes / copy_rate / 1e6
@@ -492,38 +519,87 @@ def _train_seconds(folder):
         return json.load(f)["train_seconds"]
 
 
-def bench_stacked(device, rounds=3):
+def _busy(n):
+    """n processes that keep a core busy each (another user's work), and a function that ends
+    them: the figures of a shared machine."""
+    import subprocess
+
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+    def stop():
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+    return stop
+
+
+def bench_stacked(device, rounds=3, busy=0):
     """The stacked launcher's figure: 12 Fashion-MNIST jobs (3 lr x 4 seeds) and 16 (4 x 4),
     5 epochs each, trained as one stack, against one such run; end to end and the training
-    alone (train_seconds: the stack's epochs, the run's epochs). Rounds interleaved."""
+    alone (train_seconds: the stack's epochs, the run's epochs). Rounds interleaved. The 12 jobs
+    twice: at the stack's default threads (one) and at one per core. busy: that many processes
+    keep a core busy each meanwhile."""
     import tempfile
 
     script, common = _fashion_jobs("stacked", "Fashion-MNIST jobs (5 epochs) as one stack",
                                    device)  # fmt: skip
     if script is None:
         return
+    every = f"trainer.threads={os.cpu_count()}"
     sweeps = {"12 jobs": ["optim.lr=0.03,0.1,0.3", "seed=1,2,3,4"],
+              f"12 jobs, {every}": ["optim.lr=0.03,0.1,0.3", "seed=1,2,3,4", every],
               "16 jobs": ["optim.lr=0.03,0.1,0.3,1", "seed=1,2,3,4"]}  # fmt: skip
-    best = {name: (float("inf"), 0.0) for name in ["one run", *sweeps]}
-    with tempfile.TemporaryDirectory() as tmp:
-        for r in range(rounds):
-            for name in best:
-                folder = f"{tmp}/{r}-{name.replace(' ', '')}"
-                if name == "one run":
-                    cmd = [sys.executable, script, *common, f"hydra.run.dir={folder}/run"]
-                else:
-                    cmd = [sys.executable, script, "-m", "hydra/launcher=stacked", *common,
-                           *sweeps[name], f"hydra.sweep.dir={folder}"]  # fmt: skip
-                wall = _best_wall(cmd, 1, ROOT)
-                if wall < best[name][0]:
-                    best[name] = (wall, _train_seconds(folder))
+    stop = _busy(busy)
+    if busy:
+        print(f"{busy} other processes keep a core busy each throughout ({os.cpu_count()} cores)")
+    try:
+        best = {name: (float("inf"), 0.0) for name in ["one run", *sweeps]}
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(rounds):
+                for i, name in enumerate(best):
+                    folder = f"{tmp}/{r}-{i}"  # no comma or '=': Hydra would read a sweep
+                    if name == "one run":
+                        cmd = [sys.executable, script, *common, f"hydra.run.dir={folder}/run"]
+                    else:
+                        cmd = [sys.executable, script, "-m", "hydra/launcher=stacked", *common,
+                               *sweeps[name], f"hydra.sweep.dir={folder}"]  # fmt: skip
+                    wall = _best_wall(cmd, 1, ROOT)
+                    if wall < best[name][0]:
+                        best[name] = (wall, _train_seconds(folder))
+        jax = _jax_stacked(rounds)
+    finally:
+        stop()
     one_wall, one_train = best["one run"]
-    print(f"{'':<26}{'wall s':>8}{'ratio':>7}{'training s':>12}{'ratio':>7}")
+    print(f"{'':<44}{'wall s':>8}{'ratio':>7}{'training s':>12}{'ratio':>7}")
     for name, (wall, seconds) in best.items():
         label = name if name == "one run" else f"{name}, stacked launcher"
-        print(f"{label:<26}{wall:>8.2f}{wall / one_wall:>7.2f}{seconds:>12.2f}"
+        print(f"{label:<44}{wall:>8.2f}{wall / one_wall:>7.2f}{seconds:>12.2f}"
               f"{seconds / one_train:>7.2f}")  # fmt: skip
+    if jax is not None:
+        print(
+            f"{'12 jobs, JAX vmap in a jitted lax.scan':<44}{'':>8}{'':>7}{jax:>12.2f}"
+            f"{jax / one_train:>7.2f}  (one core; training: its 5 epochs, compiled before)"
+        )
     print(f"best of {rounds} rounds, interleaved; wall: the command end to end")
+
+
+def _jax_stacked(rounds):
+    """The best training seconds of contestants.jax_stacked (the 12 jobs as a JAX vmap), on one
+    core, or None where JAX is not installed (it says so)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from contestants import jax_stacked
+    from mlrefresh.data import load_dataset
+
+    made = jax_stacked(load_dataset("fashion_mnist", download=False), 5)
+    if isinstance(made, str):
+        print(f"skipped: {made}")
+        return None
+    restore, _ = _one_core()
+    try:
+        return min(made()[0] for _ in range(rounds))
+    finally:
+        restore()
 
 
 SECTIONS = {
@@ -544,6 +620,16 @@ def main(argv=None):
     )
     parser.add_argument("sections", nargs="*", help=f"any of {', '.join(SECTIONS)} (default: all)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stacked: N processes keep a core busy each meanwhile",
+    )
+    parser.add_argument("--no-pin", action="store_true",
+                        help="loop: leave every thread its CPUs (JAX's XLA then uses more than "
+                             "one core)")  # fmt: skip
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
@@ -559,7 +645,12 @@ def main(argv=None):
     card = f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""
     print(f"torch {torch.__version__}, device {device}{card}")
     for name in args.sections or SECTIONS:
-        SECTIONS[name](device)
+        if name == "loop":
+            bench_loop(device, pin=not args.no_pin)
+        elif name == "stacked":
+            bench_stacked(device, busy=args.busy)
+        else:
+            SECTIONS[name](device)
 
 
 if __name__ == "__main__":
