@@ -359,6 +359,24 @@ def test_extreme_logits_match_pytorch_at_every_size(n, dtype):
     torch.testing.assert_close(ours[1], theirs[1])
 
 
+@pytest.mark.parametrize("rows", [7, 80, 100, 128])
+def test_a_rows_log_softmax_and_softmax_do_not_depend_on_the_other_rows(one_thread, rows):
+    """What a stack of jobs (sweeps/) relies on to round as each job alone: the loss and the
+    gradient of a row have the same bits whether its batch is alone, in columns (a linear
+    layer's (W x^T)^T), or one of 12 stacked batches in rows."""
+    from mlrefresh.loss_plumbing import log_softmax, softmax
+
+    gen = torch.Generator().manual_seed(rows)
+    by_class = 3 * torch.randn(12, 10, rows, generator=gen)  # each job's logits, class by class
+    stacked = by_class.transpose(1, 2).flatten(0, 1)  # [12 * rows, 10], in rows
+    for f in (log_softmax, softmax):
+        together = f(stacked).view(12, rows, 10)
+        for m in range(12):
+            alone = by_class[m].t()  # [rows, 10] in columns
+            assert torch.equal(together[m], f(alone)), (f.__name__, m)
+            assert torch.equal(together[m], f(alone.contiguous())), (f.__name__, m)
+
+
 def _errors(fn, ref, z, t):
     value, grad = _grad(fn, z, t)
     ref_value, ref_grad = _grad(ref, z.to(F64), t)
