@@ -1,6 +1,6 @@
-"""The contestants `scripts/bench.py loop` times against the project (scripts/contestants.py)
-solve the same problem: trained the same epochs, they reach the hand-written loop's accuracy,
-or their ratios would compare unlike things."""
+"""The contestants `scripts/bench.py loop` and `stacked` time against the project
+(scripts/contestants.py) solve the same problem: trained the same epochs, they reach the
+hand-written loop's accuracy, or their ratios would compare unlike things."""
 
 import os
 import sys
@@ -22,7 +22,7 @@ def test_the_benchmarks_contestants_reach_the_hand_loops_accuracy():
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     try:
         import bench
-        from contestants import fused_reference, jax_scan
+        from contestants import fused_reference, jax_scan, jax_stacked, lean_loop
     finally:
         sys.path.remove(os.path.join(ROOT, "scripts"))
     threads = torch.get_num_threads()
@@ -31,12 +31,16 @@ def test_the_benchmarks_contestants_reach_the_hand_loops_accuracy():
         ds = load_dataset("fashion_mnist", download=False)
         _, hand = bench._hand(ds, "cpu", 2)
         ran, why = {}, []
-        for make in (fused_reference, jax_scan):
+        for make in (lean_loop, fused_reference, jax_scan):
             run = make(ds, 2)
             if isinstance(run, str):  # no compiler (or ninja), or no jax (the bench extra)
                 why.append(run)
             else:
                 ran[make.__name__] = run()[1]
+        stacked = jax_stacked(ds, 2)  # 3 lr x 4 seeds: the lr 0.1 jobs are the hand loop's
+        if not isinstance(stacked, str):
+            for seed, accuracy in enumerate(stacked()[1][4:8]):
+                ran[f"jax_stacked, lr 0.1, seed {seed + 1}"] = accuracy
     finally:
         torch.set_num_threads(threads)
     if not ran:
