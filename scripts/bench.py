@@ -9,15 +9,17 @@ Prints tables of times and ratios; it is not a test and asserts nothing about sp
 Sections:
     losses   forward + backward of each custom Function against PyTorch's own (N=128, 60000)
     data     loading the full Fashion-MNIST from its gz files into tensors
-    loop     ms and CPU ms per epoch at one thread: train(cfg) vs a hand-written in-memory
-             loop, a DataLoader loop, JAX (a jitted lax.scan epoch; pip install jax) and a
+    loop     ms and CPU ms per epoch on one core (every thread pinned; --no-pin: not):
+             train(cfg) vs a hand-written in-memory loop, a DataLoader loop, a lean eager
+             loop without diagnostics, JAX (a jitted lax.scan epoch; pip install jax) and a
              fused C++ step (the reference of this machine's limit, contestants.py); then the
              epoch's FLOPs and bytes, the GEMM and copy rates, the floor they give
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
-    stacked  12 and 16 Fashion-MNIST jobs under hydra/launcher=stacked against one run (--busy N:
-             beside N processes that keep a core busy each)
+    stacked  12 and 16 Fashion-MNIST jobs under hydra/launcher=stacked against one run, and
+             the 12 as a JAX vmap on one core (--busy N: beside N processes that keep a core
+             busy each)
     resume   a 16-job sweep killed half-way, resumed by the same command, against a fresh one
 """
 

@@ -1,14 +1,16 @@
-"""Contestants of `scripts/bench.py loop` that are not PyTorch loops: softmax regression on
-Fashion-MNIST, batch 128, SGD with momentum, written as a performance-minded user would in JAX
-(the epoch as one `jax.jit` of a `lax.scan` over the batches), and a fused C++ step per batch
-(gather and convert 4 rows, their logits 2 rows per pass over W, softmax, dz, the 4 rows'
-weight gradient in one pass, the update: the rows stay in cache), built with
-`torch.utils.cpp_extension`. The C++ one is a benchmark reference that states the limit of this
-machine, not a training path. Each is skipped, with a line saying why, where
-it cannot run (no `jax`: `pip install jax`; no C++ compiler).
+"""Contestants of `scripts/bench.py loop` and `stacked` other than the project and the hand
+loop: softmax regression on Fashion-MNIST, batch 128, SGD with momentum, written as a
+performance-minded user would in JAX (the epoch as one `jax.jit` of a `lax.scan` over the
+batches; 12 jobs as a `jax.vmap` inside it), as the leanest eager PyTorch loop (no
+diagnostics), and as a fused C++ step per batch (gather and convert 4 rows, their logits 2 rows
+per pass over W, softmax, dz, the 4 rows' weight gradient in one pass, the update: the rows
+stay in cache), built with `torch.utils.cpp_extension`. The C++ one is a benchmark reference
+that states the limit of this machine, not a training path. Each is skipped, with a line
+saying why, where it cannot run (no `jax`: `pip install jax`; no C++ compiler).
 
 Example:
     python scripts/bench.py loop        # prints them beside the project and the hand loop
+    python scripts/bench.py stacked     # the JAX vmap beside the stacked launcher
 """
 
 import time
