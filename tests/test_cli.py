@@ -177,8 +177,8 @@ def test_threads_of_a_run(threads, launcher, env, expected):
 def test_threads_of_a_stack():
     from mlrefresh.sweeps.launchers import stack_threads
 
-    assert stack_threads(None, 4, {}) == 1  # one, as a run: it holds on a busy machine
-    assert stack_threads(2, 4, {}) == 2 and stack_threads(None, 4, {"OMP_NUM_THREADS": "1"}) is None
+    assert stack_threads(None, {}) == 1  # one, as a run: it holds on a busy machine
+    assert stack_threads(2, {}) == 2 and stack_threads(None, {"OMP_NUM_THREADS": "1"}) is None
 
 
 @pytest.mark.parametrize(("given", "expected"), [([], 1), (["trainer.threads=2"], 2)])

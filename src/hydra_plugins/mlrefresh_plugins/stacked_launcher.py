@@ -41,7 +41,7 @@ from mlrefresh.runs import signals
 from mlrefresh.runs.checkpoint import LAST
 from mlrefresh.runs.resume import own_last
 from mlrefresh.sweeps.job_configs import JobConfigs
-from mlrefresh.sweeps.launchers import cores, stack_threads, use_threads
+from mlrefresh.sweeps.launchers import stack_threads, use_threads
 from mlrefresh.sweeps.stacking import train_stacked
 from mlrefresh.validate import refuse_bad_config
 
@@ -164,7 +164,7 @@ class StackedLauncher(Launcher):
             numbers = ", ".join(f"#{initial_job_idx + i}" for i in chunk)
             after = states[chunk[0]]["epoch"] if states[chunk[0]] is not None else 0
             log.info(f"\tstacked: {numbers}" + (f" (resumed after epoch {after})" if after else ""))
-            use_threads(stack_threads(tasks[chunk[0]].trainer.get("threads"), cores()))
+            use_threads(stack_threads(tasks[chunk[0]].trainer.get("threads")))
             try:
                 overrides = [list(configs[i].hydra.overrides.task) for i in chunk]
                 outcomes = train_stacked([(tasks[i], folders[i], states[i], overrides[n])

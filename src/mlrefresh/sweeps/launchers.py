@@ -11,11 +11,12 @@ then run N x C threads: 4 submitit_local jobs on 2 cores took 76-298 s for a swe
 threads: joblib runs `n_jobs` at once (-1: one per core); submitit gives a job
 `cpus_per_task` (SLURM says so in SLURM_CPUS_PER_TASK), else one. A run of the basic or the
 stacked launcher gets one thread, unless `trainer.threads=N` or OMP_NUM_THREADS says otherwise
-(`run_threads`), and so does a stack of M jobs (the stacked launcher's training, `stack_threads`):
-12 stacked Fashion-MNIST jobs, 2 epochs, end to end on 2 cores (2026-12-06): idle 7.08 s at one
-thread against 6.96 s at two, beside two busy processes 11.3 s against 16.2 s (the stack had
-every core until then, and a newcomer's 3 stacked seeds took 28.8 s against 3.8 s one by one).
-`python scripts/bench.py stacked [--busy 2]` shows both. One thread for a run, measured on 2 cores
+(`run_threads`), and so does a stack of M jobs (the stacked launcher's training,
+`stack_threads`): 12 stacked Fashion-MNIST jobs, 5 epochs, end to end on 2 cores (2026-12-06,
+`python scripts/bench.py stacked [--busy 2]`): idle 9.8-10.1 s at one thread against 8.6-9.4 s
+at two, beside two busy processes 15.8-18.8 s against 30.3-30.4 s (the stack had every core
+until then, and a newcomer's 3 stacked seeds took 28.8 s against 3.8 s one by one). One
+thread for a run, measured on 2 cores
 (2026-12-02, Fashion-MNIST softmax regression, 3 epochs, pictures drawn at the epoch's end):
 with two busy processes beside it 0.98-1.07 s with one thread against 2.5-3.6 s with torch's 2
 (its OpenMP threads spin-wait for a core another process holds), idle 0.55-0.86 s against
@@ -100,10 +101,9 @@ def run_threads(threads, launcher: dict, cores: int, env=os.environ) -> int | No
     return threads if _given(threads) else job_threads(launcher, cores, env)
 
 
-def stack_threads(threads, cores: int, env=os.environ) -> int | None:
+def stack_threads(threads, env=os.environ) -> int | None:
     """Threads for a stack of jobs (the stacked launcher): `trainer.threads` when given, torch's
-    default under OMP_NUM_THREADS, else one, as a run (see the module docstring; `cores` is
-    kept for the callers that pass it)."""
+    default under OMP_NUM_THREADS, else one, as a run (see the module docstring)."""
     if _given(threads):
         return threads
     return None if env.get("OMP_NUM_THREADS") else 1
