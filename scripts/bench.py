@@ -14,6 +14,8 @@ Sections:
              loop without diagnostics, JAX (a jitted lax.scan epoch; pip install jax) and a
              fused C++ step (the reference of this machine's limit, contestants.py); then the
              epoch's FLOPs and bytes, the GEMM and copy rates, the floor they give
+    parts    the project's Fashion-MNIST epoch part by part (the step's calls, the validation
+             forward, the metrics), one core
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
@@ -336,6 +338,74 @@ def _roofline(ds, best, device, batch=128):
               f"{fused / bytes_ms:.2f} of that floor ({where})")  # fmt: skip
 
 
+def bench_parts(device, epochs=5):
+    """Where the project's epoch goes, on one core: perf_counter around each part of
+    epoch.linear_step (the same calls, in its order), then the validation forward and the
+    epoch's metrics; median of `epochs` epochs. The epoch's end (TensorBoard, last.pt) is not
+    here: `python -m cProfile scripts/train.py ...` shows it."""
+    import statistics
+
+    from mlrefresh.data import load_dataset
+    from mlrefresh.epoch import batch, grad_norms, rows, train_epoch
+    from mlrefresh.train import Training
+
+    print("\n## parts: one Fashion-MNIST epoch of train(cfg)'s step, part by part, one core")
+    if not _fashion_available():
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    restore, pinned = _one_core() if device == "cpu" else ((lambda: None), "not pinned")
+    ds = load_dataset("fashion_mnist", device=device, download=False)
+    run = Training(_compose(["model=softmax", "dataset=fashion_mnist", f"device={device}",
+                             "optim.schedule=constant", "trainer.threads=1"]), ds)  # fmt: skip
+    model, objective, x = run.model, run.objective, ds.step_inputs
+    weight, bias, one = model.linear.weight, model.linear.bias, torch.ones((), device=device)
+    ms, epoch = {}, [0]
+
+    @contextlib.contextmanager
+    def part(name):
+        _sync(device)
+        start = time.perf_counter()
+        yield
+        _sync(device)
+        ms.setdefault(name, [0.0] * epochs)[epoch[0]] += (time.perf_counter() - start) * 1e3
+
+    with torch.no_grad():
+        for epoch[0] in range(epochs):
+            for idx in run.perm(len(x), x.device).split(128):
+                with part("gather and convert the bytes"):
+                    inputs = batch(x, idx)
+                with part("forward (the Module)"):
+                    z = model(inputs)
+                with part("targets"):
+                    t = rows(run.t_train, idx)
+                with part("dL/dz (the Function's backward)"):
+                    dz = objective.logit_grad(z, t, one)
+                with part("dW, db"):
+                    weight.grad, bias.grad = torch.mm(dz.t(), inputs), dz.sum(0)
+                with part("gradient norms"):
+                    grad_norms([weight, bias])
+                with part("SGD update"):
+                    run.optimizer.step()
+            flat, velocity = (torch.zeros(weight.numel() + bias.numel(), device=device)
+                              for _ in range(2))  # fmt: skip
+            with part("(beside) that update on one flat buffer"):
+                for _ in range(-(-len(x) // 128)):  # as many steps, 3 kernels each
+                    velocity.mul_(0.9).add_(flat)
+                    flat.add_(velocity, alpha=-0.1)
+            perm = run.perm(len(x), x.device)
+            seen = train_epoch(run.step, run.schedule, run.t_train, 128, perm, 0)
+            with part("validation forward"):
+                z_val = model(ds.x_val)
+            with part("epoch metrics"):
+                [float(v) for v in run.metrics(seen, z_val).values()]
+    for name, values in ms.items():
+        print(f"{name:<42}{statistics.median(values):>8.1f} ms an epoch (min {min(values):.1f})")
+    print(f"{pinned}; median of {epochs} epochs")
+    torch.set_num_threads(threads)
+    restore()
+
+
 def bench_accuracy(device):
     from mlrefresh.data import load_dataset
     from mlrefresh.runs.run import train
@@ -608,6 +678,7 @@ SECTIONS = {
     "losses": bench_losses,
     "data": bench_data,
     "loop": bench_loop,
+    "parts": bench_parts,
     "accuracy": bench_accuracy,
     "startup": bench_startup,
     "sweep": bench_sweep,
