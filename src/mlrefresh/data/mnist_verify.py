@@ -58,9 +58,9 @@ def check_published(name: str, found: dict, digests: dict, checksums=None) -> No
                 continue
             what = f"{base}.gz: its MD5 differs"
         else:
-            if digests[path] in known or _dims(path) == SHAPES[base]:
+            dims = None if digests[path] in known else _dims(path)  # the header, read once
+            if digests[path] in known or dims == SHAPES[base]:
                 continue
-            dims = _dims(path)
             what = (
                 f"{base}: its IDX header declares {dims}, not {SHAPES[base]}"
                 if dims

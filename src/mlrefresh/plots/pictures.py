@@ -162,10 +162,8 @@ def _frame(k, side, columns, scale, names) -> np.ndarray:
     bar = 34  # the colour bar's strip, in pixels
     canvas = Image.new("RGB", (width, height + bar), "white")
     draw = ImageDraw.Draw(canvas)
-    for i, name in enumerate(names):
-        r, c = divmod(i, columns)
-        draw.text(((_GAP + c * cell) * scale, (_GAP + r * (cell + _LABEL)) * scale - 2),
-                  name[:18], fill="black")  # fmt: skip
+    for (top, left), name in zip(_cells(k, side, columns), names):  # the name above its map
+        draw.text((left * scale, (top - _LABEL) * scale - 2), name[:18], fill="black")
     _colour_bar(canvas, draw, height + 4)
     frame = np.asarray(canvas)
     frame.flags.writeable = False  # shared by every call: each writes into its own copy
