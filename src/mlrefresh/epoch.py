@@ -94,12 +94,14 @@ def linear_step(model, objective, optimizer, x, t):
     """make_step's step for a linear model (z = W x + b) and a loss on its logits, written out:
     dL/dz from the loss Function's own backward (called without autograd, and without the loss
     value, which the step does not need: loss_plumbing.backward_alone), then dW = dz^T x and
-    db = the sum of dz's rows. The numbers are autograd's to the last bit
-    (tests/test_steps.py); the step is half the kernel launches and none of autograd's
-    bookkeeping (a Fashion-MNIST epoch of steps at one thread, both reading bytes: 101 ms
-    against 134 with autograd's step)."""
+    db = the sum of dz's rows, written into the optimizer's one buffer of gradients
+    (optim._Rule.flatten: the update is then a few kernels on one buffer). The numbers are
+    autograd's to the last bit (tests/test_steps.py); the step is half the kernel launches and
+    none of autograd's bookkeeping (a Fashion-MNIST epoch of steps at one thread, both reading
+    bytes: 101 ms against 134 with autograd's step)."""
     params = weight, bias = model.linear.weight, model.linear.bias
     one = torch.ones((), dtype=weight.dtype, device=weight.device)  # dL/dL
+    grads = optimizer.flatten()  # [dW, db], views of one buffer; None: kept apart
 
     @torch.no_grad()
     def step(idx):
@@ -107,7 +109,11 @@ def linear_step(model, objective, optimizer, x, t):
         z = model(inputs)
         dz = objective.logit_grad(z, rows(t, idx), one)
         dz = dz.unsqueeze(1) if model.binary else dz  # [B, outputs]
-        weight.grad, bias.grad = torch.mm(dz.t(), inputs), dz.sum(0)
+        if grads is None:
+            weight.grad, bias.grad = torch.mm(dz.t(), inputs), dz.sum(0)
+        else:
+            torch.mm(dz.t(), inputs, out=grads[0])
+            torch.sum(dz, 0, out=grads[1])
         norms = grad_norms(params)
         optimizer.step()
         return z, norms
