@@ -219,6 +219,23 @@ def _stacked_steps(make, model_name, share, x, y):
     return [*stack.parameters(), *seen]
 
 
+def test_stacked_linear_models_with_a_loss_on_the_logits_take_the_written_out_step():
+    from mlrefresh.objective import Objective
+    from mlrefresh.sweeps.stacking import stacked_step
+
+    x, t = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    for model_name, loss, kind in [("softmax", "ce", "stacked_linear_step"),
+                                   ("logistic", "ce", "stacked_linear_step"),
+                                   ("softmax", "square", "stacked_autograd_step"),
+                                   ("mlp", "ce", "stacked_autograd_step")]:  # fmt: skip
+        stack = stack_models([build_model(model_name, 3, 2) for _ in range(2)])
+        objective = Objective(loss, stack)
+        cfgs = [{"name": "sgd", "lr": 0.1}] * 2
+        optimizer = StackedOptimizer(cfgs, stack.parameters(), total_steps=1)
+        step = stacked_step(stack, objective, optimizer, x, objective.targets(t), 1)
+        assert step.__qualname__.startswith(kind), (model_name, loss, step.__qualname__)
+
+
 @pytest.mark.parametrize("model_name", ["logistic", "softmax"])
 @pytest.mark.parametrize("share", [1, 2])
 def test_the_written_out_stacked_step_is_autograds_to_the_last_bit(one_thread, model_name, share):

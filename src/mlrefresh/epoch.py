@@ -64,9 +64,10 @@ def make_step(model, objective, optimizer, x, t):
 
 def written_out(model, objective) -> bool:
     """Whether the step can be written out: a linear model with LinearModel's own forward and
-    layer (one with a forward or layer of its own keeps autograd) and a loss that gives its
+    layer (one with a forward or layer of its own keeps autograd; a stack of models,
+    sweeps/stacked_model.py, is judged by the class it stacks) and a loss that gives its
     gradient on the logits."""
-    kind = type(model)
+    kind = getattr(type(model), "stacks", type(model))
     linear = isinstance(model, LinearModel) and kind.forward is LinearModel.forward
     return linear and kind.layer is LinearModel.layer and objective.function is not None
 

@@ -84,7 +84,8 @@ class _StackedLayers:
 
 @functools.cache
 def _stacked_class(cls: type) -> type:
-    return type(f"Stacked{cls.__name__}", (_StackedLayers, cls), {})
+    """cls with each layer stacked; `stacks` names cls (epoch.written_out judges its forward)."""
+    return type(f"Stacked{cls.__name__}", (_StackedLayers, cls), {"stacks": cls})
 
 
 def stack_models(models: list[Model]) -> Model:
