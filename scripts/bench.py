@@ -347,6 +347,7 @@ def bench_parts(device, epochs=5):
 
     from mlrefresh.data import load_dataset
     from mlrefresh.epoch import batch, grad_norms, rows, train_epoch
+    from mlrefresh.models import affine
     from mlrefresh.train import Training
 
     print("\n## parts: one Fashion-MNIST epoch of train(cfg)'s step, part by part, one core")
@@ -360,6 +361,8 @@ def bench_parts(device, epochs=5):
                              "optim.schedule=constant", "trainer.threads=1"]), ds)  # fmt: skip
     model, objective, x = run.model, run.objective, ds.step_inputs
     weight, bias, one = model.linear.weight, model.linear.bias, torch.ones((), device=device)
+    w, b = weight.detach(), bias.detach()  # as linear_step: views of the optimizer's buffer
+    grad_w, grad_b = weight.grad, bias.grad  # views of its gradients' buffer (flatten)
     ms, epoch = {}, [0]
 
     @contextlib.contextmanager
@@ -375,26 +378,22 @@ def bench_parts(device, epochs=5):
             for idx in run.perm(len(x), x.device).split(128):
                 with part("gather and convert the bytes"):
                     inputs = batch(x, idx)
-                with part("forward (the Module)"):
-                    z = model(inputs)
+                with part("forward (models.affine)"):
+                    z = affine(inputs, w, b)
                 with part("targets"):
                     t = rows(run.t_train, idx)
                 with part("dL/dz (the Function's backward)"):
                     dz = objective.logit_grad(z, t, one)
-                with part("dW, db"):
-                    weight.grad, bias.grad = torch.mm(dz.t(), inputs), dz.sum(0)
+                with part("dW, db (into the gradients' buffer)"):
+                    torch.mm(dz.t(), inputs, out=grad_w)
+                    torch.sum(dz, 0, out=grad_b)
                 with part("gradient norms"):
                     grad_norms([weight, bias])
-                with part("SGD update"):
+                with part("SGD update (one flat buffer)"):
                     run.optimizer.step()
-            flat, velocity = (torch.zeros(weight.numel() + bias.numel(), device=device)
-                              for _ in range(2))  # fmt: skip
-            with part("(beside) that update on one flat buffer"):
-                for _ in range(-(-len(x) // 128)):  # as many steps, 3 kernels each
-                    velocity.mul_(0.9).add_(flat)
-                    flat.add_(velocity, alpha=-0.1)
             perm = run.perm(len(x), x.device)
-            seen = train_epoch(run.step, run.schedule, run.t_train, 128, perm, 0)
+            with part("(all of them: train_epoch's steps)"):
+                seen = train_epoch(run.step, run.schedule, run.t_train, 128, perm, 0)
             with part("validation forward"):
                 z_val = model(ds.x_val)
             with part("epoch metrics"):
