@@ -58,6 +58,28 @@ def test_the_linear_step_is_autograds_to_the_last_bit(one_thread, model_name, op
     assert not any(t.requires_grad for t in written_out[2:])  # no graph recorded
 
 
+def test_the_linear_step_trains_with_torch_optims_sgd_too():
+    """An optimizer without flatten (torch.optim's) keeps each gradient apart: same numbers."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 5, generator=gen), torch.randint(0, 3, (300,), generator=gen)
+    start = build_model("softmax", 5, 3)
+    trained = []
+    for make in ("ours", "torch.optim"):
+        model = build_model("softmax", 5, 3)
+        model.load_state_dict(start.state_dict())
+        if make == "ours":
+            optimizer, _ = build_optimizer({"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                                           model.parameters(), 1)  # fmt: skip
+        else:
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        step = linear_step(model, Objective("ce", model), optimizer, x, y)
+        for idx in torch.arange(300).split(50):
+            step(idx)
+        trained.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*trained):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_make_step_writes_out_linear_models_with_a_loss_on_the_logits():
     x, t = torch.randn(8, 3), torch.tensor([0, 1] * 4)
     for model_name, loss, kind in [("softmax", "ce", "linear_step"),

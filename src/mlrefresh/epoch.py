@@ -110,7 +110,8 @@ def linear_step(model, objective, optimizer, x, t):
     of 11 epochs in 3 alternating processes). Module hooks do not run in it, as the parameters'
     gradient hooks never did: a model that needs them overrides forward (written_out)."""
     params = weight, bias = model.linear.weight, model.linear.bias
-    grads = optimizer.flatten()  # [dW, db], views of one buffer; None: kept apart
+    flatten = getattr(optimizer, "flatten", None)  # optim.py's rules; torch.optim's have none
+    grads = flatten() if flatten is not None else None  # [dW, db] views of one buffer, or None
     w, b = weight.detach(), bias.detach()  # after flatten: views of its buffer
     one = torch.ones((), dtype=w.dtype, device=w.device)  # dL/dL
     binary = model.binary
