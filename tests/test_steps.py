@@ -1,6 +1,9 @@
 """The training step: the written-out linear step against autograd's, bit for bit; pixels kept
 as bytes give the loader's floats; one run's curve pinned from before the faster step."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -136,6 +139,12 @@ def test_bytes_become_their_float32_quotient_by_255_whatever_the_default_dtype()
             assert torch.equal(from_bytes(every), quotient)
     finally:
         torch.set_default_dtype(default)
+    # and when the default was float64 before mlrefresh was imported
+    code = ("import torch; torch.set_default_dtype(torch.float64); "
+            "from mlrefresh.data.dataset import from_bytes; "
+            "print(from_bytes(torch.arange(256, dtype=torch.uint8)).dtype)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "torch.float32"
 
 
 # Each run's loss/val after every epoch, at one thread, from the autograd step that read float

@@ -58,7 +58,7 @@ class Dataset:
         return self.x_train if self.train_bytes is None else self.train_bytes
 
 
-_BYTE_MAX = torch.tensor(255.0)  # float32: the quotient's dtype, whatever the default dtype
+_BYTE_MAX = torch.tensor(255.0, dtype=torch.float32)  # the quotient's dtype, whatever the default
 
 
 def from_bytes(pixels: torch.Tensor) -> torch.Tensor:
