@@ -16,12 +16,11 @@ stacked launcher gets one thread, unless `trainer.threads=N` or OMP_NUM_THREADS 
 `python scripts/bench.py stacked [--busy 2]`): idle 9.8-10.1 s at one thread against 8.6-9.4 s
 at two, beside two busy processes 15.8-18.8 s against 30.3-30.4 s (the stack had every core
 until then, and a newcomer's 3 stacked seeds took 28.8 s against 3.8 s one by one). One
-thread for a run, measured on 2 cores
-(2026-12-02, Fashion-MNIST softmax regression, 3 epochs, pictures drawn at the epoch's end):
-with two busy processes beside it 0.98-1.07 s with one thread against 2.5-3.6 s with torch's 2
-(its OpenMP threads spin-wait for a core another process holds), idle 0.55-0.86 s against
-0.45-0.71 s. A run's products ([128, 784] x [784, 10]) gain little from a second thread and
-lose much when the machine is shared.
+thread for a run, measured on 2 cores (2026-12-02, Fashion-MNIST softmax regression, 3 epochs,
+pictures drawn at the epoch's end): with two busy processes beside it 0.98-1.07 s with one
+thread against 2.5-3.6 s with torch's 2 (its OpenMP threads spin-wait for a core another
+process holds), idle 0.55-0.86 s against 0.45-0.71 s. A run's products ([128, 784] x
+[784, 10]) gain little from a second thread and lose much when the machine is shared.
 
 Example:
     >>> job_threads({"_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher."
