@@ -16,6 +16,11 @@
 set -u
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = prepare ]; then
+    if ! ls /usr/share/datasets/fashion-mnist/*.gz > /dev/null 2>&1; then
+        echo "error: Fashion-MNIST is not installed here; apt-get install -y" \
+            "dataset-fashion-mnist, then prepare again" >&2
+        exit 2
+    fi
     set -e
     rm -rf .whl .fmnist && mkdir -p .whl .fmnist
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
@@ -27,6 +32,11 @@ if [ "${1:-}" = prepare ]; then
     exit 0
 fi
 device=${DEVICE:-cuda}
+if ! ls .whl/*.whl > /dev/null 2>&1 || ! ls .fmnist/*.gz > /dev/null 2>&1; then
+    echo "error: no .whl/ or .fmnist/ here; run 'bash scripts/gpu_check.sh prepare' first and" \
+        "carry both (device tool: carry [\".whl\", \".fmnist\"])" >&2
+    exit 2
+fi
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=$PWD/src:/tmp/site PYTHONUNBUFFERED=1
 data=/usr/share/datasets/fashion-mnist
