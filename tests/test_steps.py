@@ -61,6 +61,56 @@ def test_the_linear_step_is_autograds_to_the_last_bit(one_thread, model_name, op
     assert not any(t.requires_grad for t in written_out[2:])  # no graph recorded
 
 
+def _epochs(make, optim, x, y, epochs=2):
+    """train_epoch's epochs with the step make() builds: what it returned, and the run."""
+    from mlrefresh.epoch import train_epoch
+
+    torch.manual_seed(0)
+    model = build_model("softmax", x.shape[1], 10)
+    objective = Objective("ce", model)
+    optimizer, schedule = build_optimizer(optim, model.parameters(), total_steps=30)
+    t = objective.targets(y)
+    step = make(model, objective, optimizer, x, t)
+    gen = torch.Generator().manual_seed(1)
+    seen = [train_epoch(step, schedule, t, 64, torch.randperm(len(y), generator=gen), 15 * e)
+            for e in range(epochs)]  # fmt: skip
+    return seen, model, objective, optimizer
+
+
+@pytest.mark.parametrize("momentum", [0.9, 0.0])
+def test_train_epoch_runs_the_written_out_step_in_inference_mode_and_nothing_leaks(
+    one_thread, momentum
+):
+    """The written-out step records nothing for autograd, so train_epoch runs it under
+    torch.inference_mode (a tenth less per epoch): the same bits as autograd's step, and what
+    outlives the epoch (logits, the optimizer's state, the one-hot cache) is a normal tensor
+    that autograd and in-place updates outside inference mode can use."""
+    from mlrefresh import loss_plumbing
+    from mlrefresh.epoch import step_norms
+
+    loss_plumbing._identity.cache_clear()  # made afresh in the inference-mode epoch
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (900, 784), dtype=torch.uint8, generator=gen)
+    y = torch.randint(0, 10, (900,), generator=gen)
+    optim = {"name": "sgd", "lr": 0.5, "momentum": momentum, "schedule": "cosine"}
+    fast, model, objective, optimizer = _epochs(linear_step, optim, x, y)
+    slow, reference, *_ = _epochs(autograd_step, optim, x, y)
+    assert fast[0][2][0][0].is_inference()  # the step's own outputs: made in inference mode
+    assert not slow[0][2][0][0].is_inference()  # autograd's step: never
+    for (z, t, norms), (z_slow, t_slow, norms_slow) in zip(fast, slow, strict=True):
+        assert not z.is_inference() and torch.equal(z, z_slow) and torch.equal(t, t_slow)
+        per_step = step_norms(norms)
+        assert not per_step.is_inference() and torch.equal(per_step, step_norms(norms_slow))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
+    state = optimizer.state_dict()["velocity"] or []
+    assert not any(v.is_inference() for v in [*optimizer.flat[0], *state])
+    # outside inference mode now: autograd through the loss Function, and a step in place
+    z = model(x[:32].float() / 255)
+    objective.loss(z, y[:32]).backward()  # the one-hot rows come from the cached identity
+    assert not loss_plumbing._identity(10, z.dtype, z.device).is_inference()
+    optimizer.step()
+
+
 def test_the_linear_step_trains_with_torch_optims_sgd_too():
     """An optimizer without flatten (torch.optim's) keeps each gradient apart: same numbers."""
     gen = torch.Generator().manual_seed(0)
@@ -76,6 +126,7 @@ def test_the_linear_step_trains_with_torch_optims_sgd_too():
         else:
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         step = linear_step(model, Objective("ce", model), optimizer, x, y)
+        assert step.inference_mode == (make == "ours")  # torch.optim's state: never made there
         for idx in torch.arange(300).split(50):
             step(idx)
         trained.append([p.detach().clone() for p in model.parameters()])

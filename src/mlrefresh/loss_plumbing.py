@@ -74,8 +74,10 @@ def onehot(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def _identity(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The K x K identity matrix, made once for each size, dtype and device."""
-    return torch.eye(k, dtype=dtype, device=device)
+    """The K x K identity matrix, made once for each size, dtype and device (a normal tensor,
+    also when first asked for in inference mode: autograd may meet it later)."""
+    with torch.inference_mode(False):
+        return torch.eye(k, dtype=dtype, device=device)
 
 
 def check_batch(name, pred) -> None:

@@ -167,8 +167,9 @@ class SGD(_Rule):
         if _nonzero(self.weight_decay):
             grads = [_plus(g, p, self.weight_decay) for g, p in zip(grads, params)]
         if _nonzero(self.momentum):
-            if self.velocity is None:
-                self.velocity = [g.clone() for g in grads]
+            if self.velocity is None:  # state: a normal tensor, also made in inference mode
+                with torch.inference_mode(False):
+                    self.velocity = [g.clone() for g in grads]
             else:
                 for v, g in zip(self.velocity, grads):
                     v.mul_(self.momentum).add_(g)

@@ -93,6 +93,8 @@ def stacked_linear_step(stack, objective, optimizer, x, t, share: int):
         optimizer.step()
         return z, norms
 
+    # as linear_step's (the stack's .grad are then inference tensors: only its optimizer reads them)
+    step.inference_mode = True
     return step
 
 
