@@ -366,11 +366,12 @@ def bench_parts(device, epochs=5):
     ms, epoch = {}, [0]
 
     @contextlib.contextmanager
-    def part(name):
-        _sync(device)
-        start = time.perf_counter()
-        yield
-        _sync(device)
+    def part(name, step=True):  # a part of the step: in inference mode, as train_epoch runs it
+        with torch.inference_mode(step):
+            _sync(device)
+            start = time.perf_counter()
+            yield
+            _sync(device)
         ms.setdefault(name, [0.0] * epochs)[epoch[0]] += (time.perf_counter() - start) * 1e3
 
     with torch.no_grad():
@@ -392,11 +393,11 @@ def bench_parts(device, epochs=5):
                 with part("SGD update (one flat buffer)"):
                     run.optimizer.step()
             perm = run.perm(len(x), x.device)
-            with part("(all of them: train_epoch's steps)"):
+            with part("(all of them: train_epoch's steps)", step=False):
                 seen = train_epoch(run.step, run.schedule, run.t_train, 128, perm, 0)
-            with part("validation forward"):
+            with part("validation forward", step=False):
                 z_val = model(ds.x_val)
-            with part("epoch metrics"):
+            with part("epoch metrics", step=False):
                 [float(v) for v in run.metrics(seen, z_val).values()]
     for name, values in ms.items():
         print(f"{name:<42}{statistics.median(values):>8.1f} ms an epoch (min {min(values):.1f})")
