@@ -276,14 +276,21 @@ def bench_loop(device, epochs=5, rounds=10, pin=True):
             cpu[name].append((time.process_time() - start) / epochs * 1000)
     median = {name: statistics.median(ms) for name, ms in wall.items()}
     base = median["this project: train(cfg)"]
+    # each round's time over the project's in the same round: the machine's slow spells, which
+    # last longer than a round, cancel (the medians of the columns before do not pair them)
+    paired = {name: sorted(ms / p for ms, p in zip(wall[name], wall["this project: train(cfg)"]))
+              for name in contestants}  # fmt: skip
     print(f"{'contestant':<30}{'ms/epoch':>16}{'CPU ms/epoch':>16}{'vs project':>12}"
-          f"{'val acc':>9}")  # fmt: skip
+          f"{'paired':>18}{'val acc':>9}")  # fmt: skip
     for name in contestants:
         times = f"{median[name]:.0f} ({min(wall[name]):.0f})"
         cpus = f"{statistics.median(cpu[name]):.0f} ({min(cpu[name]):.0f})"
-        print(f"{name:<30}{times:>16}{cpus:>16}{median[name] / base:>12.2f}"
+        pair = paired[name]
+        pair = f"{statistics.median(pair):.2f} ({pair[0]:.2f}-{pair[-1]:.2f})"
+        print(f"{name:<30}{times:>16}{cpus:>16}{median[name] / base:>12.2f}{pair:>18}"
               f"{accuracy[name]:>9.4f}")  # fmt: skip
-    print(f"median of {rounds} interleaved rounds (min); the project's time is its epochs "
+    print(f"median of {rounds} interleaved rounds (min); paired: each round's time over the "
+          "project's in that round, median (min-max); the project's time is its epochs "
           "(train_seconds: per-epoch validation and diagnostics included, TensorBoard on); CPU "
           "ms is the process's, all threads; JAX compiled before timing, the C++ reference "
           "built before it (torch.utils.cpp_extension)")  # fmt: skip
