@@ -4,12 +4,13 @@ sweeps").
 
 A seeded harness, real processes and SIGKILL: each launcher's sweep is killed again and again,
 each time by tests/killer/sitecustomize.py at one of the writes a sweep makes (ours: the
-manifest, the job records, last.pt, model.pt, metrics.json, summary.csv; Hydra's: the job's
-.hydra/*.yaml, multirun.yaml, the job folder; TensorBoard's event files), half-way through the
-write or just before it, or at a random moment; after each kill the same command runs again and
-is killed at the next write of the schedule. A last run without a kill finishes the sweep, which
-is compared with an uninterrupted sweep: the same job folders, each job's metrics.json and
-model.pt bit for bit (one thread), each epoch once in TensorBoard, no `.tmp` file anywhere.
+manifest, the job records, last.pt, model.pt, metrics.json, summary.csv, the curves over seeds
+in .over_seeds/; Hydra's: the job's .hydra/*.yaml, multirun.yaml, the job folder; TensorBoard's
+event files), half-way through the write or just before it, or at a random moment; after each
+kill the same command runs again and is killed at the next write of the schedule. A last run
+without a kill finishes the sweep, which is compared with an uninterrupted sweep: the same job
+folders, each job's metrics.json and model.pt bit for bit (one thread), each epoch once in
+TensorBoard, the same curves over seeds (one event file each), no `.tmp` file anywhere.
 Slow tier; a few seconds a kill.
 
 Run one launcher's battery and see each kill:
@@ -71,6 +72,9 @@ WRITES = [
     ("manifest", r"^open .*/s/\.jobs/\.sweep\.json\.\w{8}\.tmp$", 2, "torn"),
     ("manifest in place", r"^os\.rename .*/s/\.jobs/sweep\.json$", 1, "before"),
     ("a random moment", None, None, None),
+    # last, so that the draws before it are what they were: the sweep's curves over seeds, its
+    # last write (sweeps/seed_curves.py), made again by every run of a finished sweep
+    ("curves over seeds", r"^open .*/s/\.over_seeds/[^/]+/events\.out\.tfevents\.", 2, "torn"),
 ]
 
 
@@ -159,7 +163,21 @@ def assert_nothing_left(sweep: Path) -> None:
     assert records == sorted([*expected, "resume.json", "sweep.json"]), records
 
 
+def curves_over_seeds(sweep: Path) -> dict:
+    """{configuration: {tag: [(epoch, value)]}} of the sweep's .over_seeds runs, each with one
+    event file (a torn one from a killed run is gone)."""
+    curves = {}
+    for folder in sorted((sweep / ".over_seeds").iterdir()):
+        assert len(list(folder.glob("events.out.tfevents.*"))) == 1, folder
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        curves[folder.name] = {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+                               for tag in events.Tags()["scalars"]}  # fmt: skip
+    return curves
+
+
 def assert_same_sweep(sweep: Path, reference: Path) -> None:
+    assert curves_over_seeds(sweep) == curves_over_seeds(reference)
     assert jobs(sweep).keys() == jobs(reference).keys()
     for name, job in jobs(sweep).items():
         assert_same_job(job, jobs(reference)[name])
