@@ -276,8 +276,8 @@ def bench_loop(device, epochs=5, rounds=10, pin=True):
             cpu[name].append((time.process_time() - start) / epochs * 1000)
     median = {name: statistics.median(ms) for name, ms in wall.items()}
     base = median["this project: train(cfg)"]
-    # each round's time over the project's in the same round: the machine's slow spells, which
-    # last longer than a round, cancel (the medians of the columns before do not pair them)
+    # each round's time over the project's in the same round: a slow spell of the machine that
+    # lasts longer than a round cancels (the medians of the columns before do not pair them)
     paired = {name: sorted(ms / p for ms, p in zip(wall[name], wall["this project: train(cfg)"]))
               for name in contestants}  # fmt: skip
     print(f"{'contestant':<30}{'ms/epoch':>16}{'CPU ms/epoch':>16}{'vs project':>12}"
