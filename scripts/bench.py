@@ -15,7 +15,8 @@ Sections:
              fused C++ step (the reference of this machine's limit, contestants.py); then the
              epoch's FLOPs and bytes, the GEMM and copy rates, the floor they give
     parts    the project's Fashion-MNIST epoch part by part (the step's calls, the validation
-             forward, the metrics), one core
+             forward, the metrics), one core; then the step's cost beyond its arithmetic (tiny
+             tensors: train_epoch's steps against the same calls inline)
     accuracy time to accuracy on Fashion-MNIST against scikit-learn's LogisticRegression
     startup  `python scripts/train.py` end to end against bare imports
     sweep    16 Fashion-MNIST jobs against one run: basic and joblib launchers
@@ -409,8 +410,72 @@ def bench_parts(device, epochs=5):
     for name, values in ms.items():
         print(f"{name:<42}{statistics.median(values):>8.1f} ms an epoch (min {min(values):.1f})")
     print(f"{pinned}; median of {epochs} epochs")
+    project, inline = _beyond_arithmetic(device)
+    print(
+        f"beyond the arithmetic (4096 x 4 bytes, batch 8, {INLINE_CALLS} calls a step whose "
+        f"kernels do nearly nothing; median of 9 interleaved epochs): train_epoch's steps "
+        f"{project:.0f} us a step, the same calls inline {inline:.0f}: about "
+        f"{inline / INLINE_CALLS:.1f} us a call, and {project - inline:.0f} us a step of "
+        "Python between them (the helpers, the Function's context, the optimizer's step)"
+    )
     torch.set_num_threads(threads)
     restore()
+
+
+INLINE_CALLS = 20  # the calls of the inline step below, views (t) included
+
+
+def _beyond_arithmetic(device, n=4096, d=4, k=3, batch=8, rounds=9):
+    """(us a step of epoch.linear_step in train_epoch, us a step of the same calls written
+    inline), at shapes so small that the kernels do nearly nothing: what a step costs beyond
+    its arithmetic, and the part of it that is the project's Python."""
+    import statistics
+
+    from mlrefresh.epoch import linear_step, train_epoch
+    from mlrefresh.models import build_model
+    from mlrefresh.objective import Objective
+    from mlrefresh.optim import build_optimizer
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, d), dtype=torch.uint8, generator=gen).to(device)
+    y = torch.randint(0, k, (n,), generator=gen).to(device)
+    model = build_model("softmax", d, k).to(device)
+    optim = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "schedule": "constant"}
+    optimizer, schedule = build_optimizer(optim, model.parameters(), 1)
+    step = linear_step(model, Objective("ce", model), optimizer, x, y)
+    flat, grad, velocity = (torch.zeros(k * d + k, device=device) for _ in range(3))
+    w, b, gw, gb = flat[: k * d].view(k, d), flat[k * d :], grad[: k * d].view(k, d), grad[k * d :]
+    one, byte = torch.ones((), device=device), torch.tensor(255.0, device=device)
+    eye = torch.eye(k, device=device)
+
+    def inline(perm):
+        logits, norms = [], []
+        with torch.inference_mode():
+            for idx in perm.split(batch):
+                inputs = torch.div(torch.index_select(x, 0, idx), byte)
+                z = torch.mm(w, inputs.t()).t() + b
+                t = torch.index_select(y, 0, idx)
+                dz = (torch.softmax(z, 1) - torch.index_select(eye, 0, t)) * (one / z.shape[0])
+                torch.mm(dz.t(), inputs, out=gw)
+                torch.sum(dz, 0, out=gb)
+                norms.append([torch.linalg.vector_norm(gw), torch.linalg.vector_norm(gb)])
+                velocity.mul_(0.9).add_(grad)
+                flat.add_(velocity, alpha=-0.1)
+                logits.append(z)
+        return torch.cat(logits)
+
+    contestants = {"project": lambda p: train_epoch(step, schedule, y, batch, p, 0),
+                   "inline": inline}  # fmt: skip
+    us = {name: [] for name in contestants}
+    for _ in range(rounds):
+        for name, run in contestants.items():
+            perm = torch.randperm(n, device=device)
+            _sync(device)
+            start = time.perf_counter()
+            run(perm)
+            _sync(device)
+            us[name].append((time.perf_counter() - start) * 1e6 / (n // batch))
+    return statistics.median(us["project"]), statistics.median(us["inline"])
 
 
 def bench_accuracy(device):
