@@ -102,8 +102,9 @@ def test_train_epoch_runs_the_written_out_step_in_inference_mode_and_nothing_lea
         per_step = step_norms(norms)
         assert not per_step.is_inference() and torch.equal(per_step, step_norms(norms_slow))
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), reference.parameters()))
-    kept = [*optimizer.flat[0], *optimizer.flat[1], *(optimizer.velocity or [])]  # as kept, not
-    assert not any(v.is_inference() for v in kept)  # state_dict's copies (clones: normal anyway)
+    # the buffers as the optimizer keeps them (state_dict's clones would be normal anyway)
+    kept = [*optimizer.flat[0], *optimizer.flat[1], *(optimizer.velocity or [])]
+    assert not any(v.is_inference() for v in kept)
     # outside inference mode now: autograd through the loss Function, and a step in place
     z = model(x[:32].float() / 255)
     objective.loss(z, y[:32]).backward()  # the one-hot rows come from the cached identity
